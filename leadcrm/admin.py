@@ -1,0 +1,248 @@
+"""Admin for the CRM core, shaped for a manager: search, filters, inlines, read-only scores."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from leadcrm import services
+from leadcrm.models import FollowUp, Interaction, Lead, Segment, SegmentKind, SegmentMembership
+
+admin.site.site_header = "LeadCRM administration"
+admin.site.site_title = "LeadCRM admin"
+admin.site.index_title = "Leads, scoring and chat"
+
+
+class InteractionInline(admin.TabularInline):
+    model = Interaction
+    extra = 0
+    fields = ("occurred_at", "kind", "channel", "summary", "sentiment", "logged_by")
+    readonly_fields = ("summary",)
+    ordering = ("-occurred_at",)
+    show_change_link = True
+    raw_id_fields = ("logged_by",)
+    max_num = 200
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("logged_by")
+
+
+class FollowUpInline(admin.TabularInline):
+    model = FollowUp
+    extra = 0
+    fields = ("due_at", "assigned_to", "note", "done_at")
+    raw_id_fields = ("assigned_to",)
+    fk_name = "lead"
+
+
+class MembershipInline(admin.TabularInline):
+    model = SegmentMembership
+    extra = 0
+    raw_id_fields = ("lead",)
+    verbose_name = "segment membership"
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    list_display = (
+        "display_name",
+        "company_name",
+        "email",
+        "status",
+        "source",
+        "grade",
+        "rule_score_display",
+        "probability_display",
+        "owner",
+        "last_activity_at",
+        "created_at",
+    )
+    list_filter = (
+        "status",
+        "source",
+        "grade",
+        "owner",
+        "industry",
+        "annual_revenue_band",
+        "marketing_consent",
+    )
+    search_fields = ("first_name", "last_name", "email", "company_name", "phone")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # COUNT(*) over a million rows on every page is not worth it
+    list_per_page = 50
+    inlines = [FollowUpInline, InteractionInline]
+    readonly_fields = (
+        "rule_score",
+        "fit_score",
+        "engagement_score",
+        "grade",
+        "ml_probability",
+        "priority",
+        "scored_at",
+        "score_reasons",
+        "model_factors",
+        "status_changed_at",
+        "qualified_at",
+        "closed_at",
+        "last_activity_at",
+        "marketing_consent_at",
+        "contact_consent_at",
+        "live_until",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        ("Person", {"fields": (("first_name", "last_name"), ("email", "phone"), "job_title")}),
+        ("Company", {"fields": ("company_name", "industry", ("employee_count", "annual_revenue_band"))}),
+        ("Place and language", {"fields": (("country", "city"), ("timezone", "preferred_language"))}),
+        (
+            "Source",
+            {"fields": ("source", ("utm_source", "utm_medium", "utm_campaign"), ("utm_term", "utm_content"))},
+        ),
+        (
+            "Lifecycle",
+            {
+                "fields": (
+                    "status",
+                    "lost_reason",
+                    "owner",
+                    ("status_changed_at", "qualified_at", "closed_at"),
+                )
+            },
+        ),
+        (
+            "Consent",
+            {
+                "fields": (
+                    ("marketing_consent", "marketing_consent_at"),
+                    ("contact_consent", "contact_consent_at"),
+                )
+            },
+        ),
+        (
+            "Scores",
+            {
+                "fields": (
+                    ("rule_score", "fit_score", "engagement_score", "grade"),
+                    ("ml_probability", "priority", "scored_at"),
+                    "score_reasons",
+                    "model_factors",
+                )
+            },
+        ),
+        (
+            "More",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "custom",
+                    "visitor_id",
+                    "live_until",
+                    "last_activity_at",
+                    "created_at",
+                    "updated_at",
+                ),
+            },
+        ),
+    )
+
+    @admin.display(description="Rule score", ordering="rule_score")
+    def rule_score_display(self, lead: Lead) -> str:
+        return f"{lead.rule_score:.0f}"
+
+    @admin.display(description="Probability", ordering="ml_probability")
+    def probability_display(self, lead: Lead) -> str:
+        return "—" if lead.ml_probability is None else f"{lead.ml_probability:.0%}"
+
+    @admin.display(description="Why this rule score")
+    def score_reasons(self, lead: Lead) -> str:
+        rows = [(r.get("reason", ""), r.get("points", 0)) for r in lead.score_breakdown or []]
+        if not rows:
+            return "No rule fired yet."
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{} ({:+})</li>", rows))
+
+    @admin.display(description="Model factors")
+    def model_factors(self, lead: Lead) -> str:
+        rows = [(f.get("label", f.get("feature", "")), f.get("effect", 0)) for f in lead.ml_factors or []]
+        if not rows:
+            return "No model prediction yet."
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{} ({:+.3f})</li>", rows))
+
+    def save_model(self, request: HttpRequest, obj: Lead, form, change: bool) -> None:  # noqa: ANN001
+        super().save_model(request, obj, form, change)
+        from scoring.services import request_rescore
+
+        request_rescore(obj.pk)  # a manager's edit can move fit rules
+
+
+@admin.register(Interaction)
+class InteractionAdmin(admin.ModelAdmin):
+    list_display = ("occurred_at", "kind", "channel", "lead", "summary", "sentiment", "logged_by")
+    list_filter = ("kind", "channel")
+    search_fields = ("lead__email", "lead__last_name", "lead__company_name")
+    raw_id_fields = ("lead", "logged_by")
+    list_select_related = ("lead", "logged_by")
+    date_hierarchy = "occurred_at"
+    show_full_result_count = False
+    readonly_fields = ("created_at",)
+
+    def save_model(self, request: HttpRequest, obj: Interaction, form, change: bool) -> None:  # noqa: ANN001
+        super().save_model(request, obj, form, change)
+        from scoring.services import request_rescore
+
+        request_rescore(obj.lead_id)
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "member_count", "refreshed_at", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("name", "description")
+    readonly_fields = ("refreshed_at", "criteria_help")
+    fields = ("name", "description", "kind", "criteria", "criteria_help", "refreshed_at")
+    inlines = [MembershipInline]
+    actions = ["refresh_segments"]
+
+    @admin.display(description="Members")
+    def member_count(self, segment: Segment) -> int:
+        return segment.memberships.count()
+
+    @admin.display(description="How to write criteria")
+    def criteria_help(self, segment: Segment) -> str:
+        return format_html(
+            "For dynamic segments: a JSON object of lead-field lookups, e.g. "
+            "<code>{}</code>. Lookups: equals, iexact, icontains, istartswith, in, isnull, gt, gte, lt, lte; "
+            "custom attributes as <code>custom__name</code>.",
+            '{"industry": "Retail", "employee_count__gte": 50, "country__in": ["DE", "AT"]}',
+        )
+
+    def get_inlines(self, request: HttpRequest, obj: Segment | None):  # noqa: ANN201
+        return [MembershipInline] if obj is not None and obj.kind == SegmentKind.STATIC else []
+
+    def save_model(self, request: HttpRequest, obj: Segment, form, change: bool) -> None:  # noqa: ANN001
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        if obj.kind == SegmentKind.DYNAMIC:
+            count = services.refresh_dynamic_segment(segment=obj)
+            self.message_user(request, f"{obj.name}: {count} leads match the criteria.", messages.SUCCESS)
+
+    @admin.action(description="Recompute members of selected dynamic segments")
+    def refresh_segments(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
+        for segment in queryset.filter(kind=SegmentKind.DYNAMIC):
+            count = services.refresh_dynamic_segment(segment=segment)
+            self.message_user(request, f"{segment.name}: {count} members.", messages.SUCCESS)
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(admin.ModelAdmin):
+    list_display = ("lead", "assigned_to", "due_at", "done_at", "note")
+    list_filter = ("assigned_to", ("done_at", admin.EmptyFieldListFilter))
+    search_fields = ("lead__email", "lead__last_name", "note")
+    raw_id_fields = ("lead", "assigned_to", "created_by")
+    list_select_related = ("lead", "assigned_to")
+    date_hierarchy = "due_at"

@@ -1,0 +1,294 @@
+"""REST API v1 for leads and interactions (DRF views and their serializers).
+
+Views are thin: they parse input, check the role rule in `leadcrm.permissions`, and call a
+service. A Django ValidationError from a service becomes a 400 with field errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from leadcrm import services
+from leadcrm.models import (
+    KIND_SLUGS,
+    Channel,
+    Interaction,
+    InteractionKind,
+    Lead,
+    LeadSource,
+    LeadStatus,
+    is_manager,
+)
+from leadcrm.permissions import IsStaffRole, can_change_lead
+
+User = get_user_model()
+
+SCORE_FIELDS = (
+    "rule_score",
+    "fit_score",
+    "engagement_score",
+    "grade",
+    "score_breakdown",
+    "ml_probability",
+    "ml_factors",
+    "priority",
+    "scored_at",
+)
+
+
+def as_api_error(exc: DjangoValidationError) -> ApiValidationError:
+    """Django's ValidationError (from full_clean or a service) as DRF's 400 with field errors."""
+    if hasattr(exc, "error_dict"):
+        return ApiValidationError(
+            {field: [str(m) for e in errs for m in e.messages] for field, errs in exc.error_dict.items()}
+        )
+    return ApiValidationError({"non_field_errors": exc.messages})
+
+
+class LeadSerializer(serializers.ModelSerializer):
+    owner = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), required=False, allow_null=True)
+    display_name = serializers.CharField(read_only=True)
+    email = serializers.EmailField(required=False, allow_null=True, allow_blank=True, max_length=254)
+
+    class Meta:
+        model = Lead
+        fields = (
+            "id",
+            "display_name",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "company_name",
+            "industry",
+            "employee_count",
+            "annual_revenue_band",
+            "job_title",
+            "country",
+            "city",
+            "timezone",
+            "preferred_language",
+            "source",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "utm_term",
+            "utm_content",
+            "status",
+            "status_changed_at",
+            "qualified_at",
+            "closed_at",
+            "lost_reason",
+            "owner",
+            "marketing_consent",
+            "marketing_consent_at",
+            "contact_consent",
+            "contact_consent_at",
+            "custom",
+            "last_activity_at",
+            "created_at",
+            "updated_at",
+            *SCORE_FIELDS,
+        )
+        read_only_fields = (
+            "status_changed_at",
+            "qualified_at",
+            "closed_at",
+            "last_activity_at",
+            "created_at",
+            "updated_at",
+            "marketing_consent_at",
+            "contact_consent_at",
+            *SCORE_FIELDS,
+        )
+
+    def validate_email(self, value: str | None) -> str | None:
+        return value.strip().lower() or None if value else None
+
+    def validate_custom(self, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Custom attributes must be an object of name: value pairs.")
+        return value
+
+    def validate_owner(self, value: Any) -> Any:
+        request = self.context["request"]
+        if value is not None and value != request.user and not is_manager(request.user):
+            raise serializers.ValidationError("Only a manager can give a lead to someone else.")
+        return value
+
+    def create(self, validated_data: dict[str, Any]) -> Lead:
+        request = self.context["request"]
+        if not is_manager(request.user):
+            validated_data["owner"] = request.user  # a salesperson's new lead is theirs
+        try:
+            return services.create_lead(**validated_data)
+        except DjangoValidationError as exc:
+            raise as_api_error(exc) from None
+
+    def update(self, instance: Lead, validated_data: dict[str, Any]) -> Lead:
+        new_status = validated_data.pop("status", None)
+        lost_reason = validated_data.pop("lost_reason", "")
+        try:
+            if validated_data:
+                services.update_lead(lead=instance, **validated_data)
+            if new_status and new_status != instance.status:
+                services.change_status(
+                    lead=instance, status=new_status, lost_reason=lost_reason, by=self.context["request"].user
+                )
+        except DjangoValidationError as exc:
+            raise as_api_error(exc) from None
+        return instance
+
+
+class InteractionSerializer(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(
+        choices=KIND_SLUGS, help_text="Interaction kind, e.g. page_view, email_open."
+    )
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False)
+    occurred_at = serializers.DateTimeField(required=False)
+
+    class Meta:
+        model = Interaction
+        fields = (
+            "id",
+            "lead",
+            "kind",
+            "channel",
+            "occurred_at",
+            "payload",
+            "sentiment",
+            "logged_by",
+            "created_at",
+        )
+        read_only_fields = ("id", "lead", "logged_by", "created_at")
+
+    def to_representation(self, instance: Interaction) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["kind"] = InteractionKind(instance.kind).slug
+        return data
+
+    def validate_payload(self, value: Any) -> dict:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError('Payload must be an object, e.g. {"url": "/pricing"}.')
+        return value
+
+    def validate_sentiment(self, value: float | None) -> float | None:
+        if value is not None and not -1 <= value <= 1:
+            raise serializers.ValidationError("Sentiment runs from -1 to 1.")
+        return value
+
+    def validate_occurred_at(self, value: Any) -> Any:
+        if value > timezone.now() + timezone.timedelta(minutes=5):
+            raise serializers.ValidationError("An interaction cannot happen in the future.")
+        return value
+
+
+class LeadFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=LeadStatus.choices)
+    source = django_filters.MultipleChoiceFilter(choices=LeadSource.choices)
+    grade = django_filters.CharFilter(field_name="grade", lookup_expr="istartswith")
+    owner = django_filters.NumberFilter(field_name="owner_id")
+    unassigned = django_filters.BooleanFilter(field_name="owner", lookup_expr="isnull")
+    industry = django_filters.CharFilter(lookup_expr="iexact")
+    country = django_filters.CharFilter(lookup_expr="iexact")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte")
+    segment = django_filters.NumberFilter(field_name="memberships__segment_id", distinct=False)
+
+    class Meta:
+        model = Lead
+        fields: list[str] = []
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the leads you may see, best first"),
+    retrieve=extend_schema(summary="One lead with its scores and their reasons"),
+    create=extend_schema(summary="Create a lead"),
+    partial_update=extend_schema(summary="Change a lead (status changes are logged and rescored)"),
+    update=extend_schema(summary="Replace a lead's editable fields"),
+)
+class LeadViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = LeadSerializer
+    permission_classes = [IsAuthenticated, IsStaffRole]
+    filterset_class = LeadFilter
+    search_fields = ["first_name", "last_name", "email", "company_name"]
+    ordering_fields = [
+        "priority",
+        "rule_score",
+        "ml_probability",
+        "created_at",
+        "last_activity_at",
+        "last_name",
+    ]
+    ordering = ["-priority", "id"]
+
+    def get_queryset(self):  # noqa: ANN201
+        return Lead.objects.visible_to(self.request.user).select_related("owner")
+
+    def perform_update(self, serializer: LeadSerializer) -> None:
+        if not can_change_lead(self.request.user, serializer.instance):
+            raise PermissionDenied("Claim this lead before changing it; it belongs to you or to nobody.")
+        serializer.save()
+
+    @extend_schema(
+        methods=["GET"],
+        summary="A lead's interactions, newest first",
+        responses=InteractionSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Record an interaction for a lead (it is stored, then the lead is rescored)",
+        request=InteractionSerializer,
+        responses={201: InteractionSerializer, 400: OpenApiResponse(description="Field errors")},
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        serializer_class=InteractionSerializer,
+        filterset_class=None,
+        search_fields=[],
+        ordering_fields=[],
+    )
+    def interactions(self, request: Request, pk: str | None = None) -> Response:
+        lead = self.get_object()
+        if request.method == "GET":
+            page = self.paginate_queryset(lead.interactions.order_by("-occurred_at", "-id"))
+            return self.get_paginated_response(InteractionSerializer(page, many=True).data)
+        if not can_change_lead(request.user, lead):
+            raise PermissionDenied("Claim this lead before logging interactions on it.")
+        serializer = InteractionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            interaction = services.record_interaction(
+                lead=lead,
+                kind=data["kind"],
+                occurred_at=data.get("occurred_at"),
+                channel=data.get("channel"),
+                payload=data.get("payload"),
+                sentiment=data.get("sentiment"),
+                logged_by=request.user,
+            )
+        except DjangoValidationError as exc:
+            raise as_api_error(exc) from None
+        return Response(InteractionSerializer(interaction).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,414 @@
+"""The CRM core: leads, their interactions, segments and follow-ups.
+
+Score fields live on Lead so that the outreacher's queue is one indexed query; the scoring apps
+fill them. Interaction.kind is a small integer because scoring groups on it across tens of
+millions of rows.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils.timezone import now as utc_now
+
+MANAGER_GROUP = "Manager"
+SALESPERSON_GROUP = "Salesperson"
+
+
+class LeadSource(models.TextChoices):
+    WEB_FORM = "web_form", "Web form"
+    CHAT = "chat", "Chat"
+    IMPORT = "import", "Import"
+    REFERRAL = "referral", "Referral"
+    EVENT = "event", "Event"
+    PAID_ADS = "paid_ads", "Paid ads"
+    ORGANIC_SEARCH = "organic_search", "Organic search"
+    SOCIAL = "social", "Social"
+    EMAIL_CAMPAIGN = "email_campaign", "Email campaign"
+    PURCHASED_LIST = "purchased_list", "Purchased list"
+    OTHER = "other", "Other"
+
+
+class LeadStatus(models.TextChoices):
+    NEW = "new", "New"
+    WORKING = "working", "Working"
+    QUALIFIED = "qualified", "Qualified"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    DISQUALIFIED = "disqualified", "Disqualified"
+
+
+CLOSED_STATUSES = (LeadStatus.WON, LeadStatus.LOST, LeadStatus.DISQUALIFIED)
+
+
+class RevenueBand(models.TextChoices):
+    UNDER_1M = "lt_1m", "Under $1M"
+    FROM_1M_TO_10M = "1m_10m", "$1M–$10M"
+    FROM_10M_TO_50M = "10m_50m", "$10M–$50M"
+    FROM_50M_TO_250M = "50m_250m", "$50M–$250M"
+    OVER_250M = "gt_250m", "Over $250M"
+
+
+class LeadQuerySet(models.QuerySet["Lead"]):
+    def visible_to(self, user) -> LeadQuerySet:
+        """The one rule of who sees which leads.
+
+        Managers (and superusers) see every lead. A salesperson sees the leads they own and the
+        unassigned ones they could claim; other salespeople's leads are hidden.
+        """
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if is_manager(user):
+            return self
+        if is_salesperson(user):
+            return self.filter(Q(owner=user) | Q(owner__isnull=True))
+        return self.none()
+
+    def open(self) -> LeadQuerySet:
+        return self.exclude(status__in=CLOSED_STATUSES)
+
+    def live_now(self, now=None) -> LeadQuerySet:
+        return self.filter(live_until__gt=now or utc_now())
+
+
+def is_manager(user) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    return _group_names(user).__contains__(MANAGER_GROUP)
+
+
+def is_salesperson(user) -> bool:
+    return user.is_authenticated and SALESPERSON_GROUP in _group_names(user)
+
+
+def _group_names(user) -> frozenset[str]:
+    # Cached on the user object: role checks run several times per request.
+    cached = getattr(user, "_leadcrm_groups", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._leadcrm_groups = cached
+    return cached
+
+
+class Lead(models.Model):
+    # Identity
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(max_length=254, null=True, blank=True, help_text="Unique where present.")
+    phone = models.CharField(max_length=40, blank=True)
+    # Company
+    company_name = models.CharField(max_length=200, blank=True)
+    industry = models.CharField(max_length=100, blank=True)
+    employee_count = models.IntegerField(null=True, blank=True, validators=[MinValueValidator(0)])
+    annual_revenue_band = models.CharField(max_length=10, choices=RevenueBand.choices, blank=True)
+    job_title = models.CharField(max_length=150, blank=True)
+    # Place and language
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2 code, e.g. DE.")
+    city = models.CharField(max_length=100, blank=True)
+    timezone = models.CharField(max_length=64, blank=True, help_text="IANA name, e.g. Europe/Berlin.")
+    preferred_language = models.CharField(max_length=10, blank=True, help_text="e.g. en, de, pt-BR.")
+    # Where they came from
+    source = models.CharField(max_length=20, choices=LeadSource.choices, default=LeadSource.OTHER)
+    utm_source = models.CharField(max_length=100, blank=True)
+    utm_medium = models.CharField(max_length=100, blank=True)
+    utm_campaign = models.CharField(max_length=100, blank=True)
+    utm_term = models.CharField(max_length=100, blank=True)
+    utm_content = models.CharField(max_length=100, blank=True)
+    # Lifecycle
+    status = models.CharField(max_length=20, choices=LeadStatus.choices, default=LeadStatus.NEW)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    qualified_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was won, lost or disqualified."
+    )
+    lost_reason = models.CharField(max_length=200, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    # Consent (GDPR-style: what they agreed to, and when)
+    marketing_consent = models.BooleanField(default=False)
+    marketing_consent_at = models.DateTimeField(null=True, blank=True)
+    contact_consent = models.BooleanField(
+        default=False, help_text="Agreed to be contacted about their request."
+    )
+    contact_consent_at = models.DateTimeField(null=True, blank=True)
+    # Free-form attributes: imported spreadsheets have columns nobody planned for.
+    custom = models.JSONField(default=dict, blank=True)
+    # Website chat: the anonymous visitor id, and until when they count as "live now".
+    visitor_id = models.CharField(max_length=64, blank=True, db_index=True)
+    live_until = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    # Scores (filled by the scoring apps)
+    rule_score = models.FloatField(default=0)
+    fit_score = models.FloatField(default=0)
+    engagement_score = models.FloatField(default=0)
+    grade = models.CharField(max_length=4, blank=True, help_text="e.g. A2: fit letter × engagement digit.")
+    score_breakdown = models.JSONField(default=list, blank=True)
+    ml_probability = models.FloatField(null=True, blank=True)
+    ml_factors = models.JSONField(default=list, blank=True)
+    priority = models.FloatField(default=0, help_text="Blend of rule score and probability; the queue order.")
+    scored_at = models.DateTimeField(null=True, blank=True)
+    rescore_requested_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=utc_now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LeadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"), name="lead_email_unique_ci", condition=Q(email__isnull=False)
+            ),
+            models.CheckConstraint(
+                condition=Q(employee_count__isnull=True) | Q(employee_count__gte=0),
+                name="lead_employee_count_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(ml_probability__isnull=True)
+                | (Q(ml_probability__gte=0) & Q(ml_probability__lte=1)),
+                name="lead_ml_probability_in_0_1",
+            ),
+            models.CheckConstraint(condition=Q(status__in=LeadStatus.values), name="lead_status_valid"),
+            models.CheckConstraint(condition=Q(source__in=LeadSource.values), name="lead_source_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["-priority", "id"], name="lead_queue_idx"),
+            models.Index(fields=["owner", "-priority"], name="lead_owner_queue_idx"),
+            models.Index(fields=["status", "-priority"], name="lead_status_queue_idx"),
+            models.Index(fields=["grade", "-priority"], name="lead_grade_queue_idx"),
+            models.Index(fields=["source", "status"], name="lead_source_status_idx"),
+            models.Index(fields=["company_name"], name="lead_company_idx"),
+            models.Index(fields=["last_name", "first_name"], name="lead_name_idx"),
+            models.Index(
+                fields=["rescore_requested_at"],
+                name="lead_rescore_pending_idx",
+                condition=Q(rescore_requested_at__isnull=False),
+            ),
+            models.Index(fields=["live_until"], name="lead_live_idx", condition=Q(live_until__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or self.company_name or f"Lead #{self.pk}"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
+
+    def clean(self) -> None:
+        super().clean()
+        if self.email:
+            self.email = self.email.strip().lower()
+        if self.country:
+            self.country = self.country.strip().upper()
+            if len(self.country) != 2 or not self.country.isalpha():
+                raise ValidationError({"country": "Use a two-letter ISO country code, e.g. DE or US."})
+        if self.timezone:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValidationError({"timezone": f"Unknown time zone {self.timezone!r}."}) from None
+        if self.status == LeadStatus.LOST and not self.lost_reason:
+            raise ValidationError({"lost_reason": "Say why the lead was lost."})
+        if not isinstance(self.custom, dict):
+            raise ValidationError({"custom": "Custom attributes must be an object of name: value pairs."})
+
+
+class InteractionKind(models.IntegerChoices):
+    PAGE_VIEW = 1, "Page view"
+    FORM_SUBMIT = 2, "Form submitted"
+    CONTENT_DOWNLOAD = 3, "Content download"
+    EMAIL_OPEN = 4, "Email opened"
+    EMAIL_CLICK = 5, "Email link clicked"
+    EMAIL_REPLY = 6, "Email reply"
+    EMAIL_BOUNCE = 7, "Email bounced"
+    UNSUBSCRIBE = 8, "Unsubscribed"
+    SOCIAL_LIKE = 9, "Social like"
+    SOCIAL_SHARE = 10, "Social share"
+    SOCIAL_COMMENT = 11, "Social comment"
+    SOCIAL_FOLLOW = 12, "Social follow"
+    CHAT_MESSAGE = 13, "Chat message"
+    CALL = 14, "Call"
+    MEETING = 15, "Meeting"
+    NOTE = 16, "Note"
+    SUPPORT_TICKET = 17, "Support ticket"
+    REVIEW = 18, "Review"
+    PURCHASE = 19, "Purchase"
+    CAPTCHA_FAILED = 20, "Captcha failed"
+
+    @classmethod
+    def from_slug(cls, slug: str) -> InteractionKind:
+        """'page_view' -> PAGE_VIEW; raises ValueError naming the valid kinds."""
+        try:
+            return cls[slug.upper()]
+        except KeyError:
+            raise ValueError(
+                f"Unknown interaction kind {slug!r}. Use one of: {', '.join(KIND_SLUGS)}."
+            ) from None
+
+    @property
+    def slug(self) -> str:
+        return self.name.lower()
+
+
+KIND_SLUGS: tuple[str, ...] = tuple(k.name.lower() for k in InteractionKind)
+
+
+class Channel(models.TextChoices):
+    WEB = "web", "Website"
+    EMAIL = "email", "Email"
+    SOCIAL = "social", "Social media"
+    CHAT = "chat", "Chat"
+    PHONE = "phone", "Phone"
+    IN_PERSON = "in_person", "In person"
+    OTHER = "other", "Other"
+
+
+DEFAULT_CHANNEL: dict[int, str] = {
+    **dict.fromkeys([1, 2, 3, 20], Channel.WEB),
+    **dict.fromkeys([4, 5, 6, 7, 8], Channel.EMAIL),
+    **dict.fromkeys([9, 10, 11, 12, 18], Channel.SOCIAL),
+    13: Channel.CHAT,
+    14: Channel.PHONE,
+    15: Channel.IN_PERSON,
+    16: Channel.OTHER,
+    17: Channel.EMAIL,
+    19: Channel.WEB,
+}
+
+
+class Interaction(models.Model):
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions")
+    kind = models.PositiveSmallIntegerField(choices=InteractionKind.choices)
+    channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.OTHER)
+    occurred_at = models.DateTimeField(default=utc_now)
+    # URL, subject, text, duration_s, amount... whatever the kind carries.
+    payload = models.JSONField(default=dict, blank=True)
+    sentiment = models.FloatField(null=True, blank=True, help_text="-1 (negative) … +1 (positive).")
+    logged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=utc_now)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=InteractionKind.values), name="interaction_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(sentiment__isnull=True) | (Q(sentiment__gte=-1) & Q(sentiment__lte=1)),
+                name="interaction_sentiment_in_range",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["lead", "occurred_at"], name="interaction_lead_time_idx"),
+            models.Index(fields=["kind", "occurred_at"], name="interaction_kind_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by lead {self.lead_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def kind_slug(self) -> str:
+        return InteractionKind(self.kind).slug
+
+    @property
+    def summary(self) -> str:
+        p = self.payload or {}
+        return str(p.get("subject") or p.get("url") or p.get("text") or p.get("title") or "")[:200]
+
+    def clean(self) -> None:
+        super().clean()
+        if not isinstance(self.payload, dict):
+            raise ValidationError({"payload": 'Payload must be an object, e.g. {"url": "/pricing"}.'})
+        amount = self.payload.get("amount") if isinstance(self.payload, dict) else None
+        if amount is not None and (not isinstance(amount, int | float) or amount < 0):
+            raise ValidationError({"payload": "amount must be a number ≥ 0."})
+
+
+class SegmentKind(models.TextChoices):
+    STATIC = "static", "Static list"
+    DYNAMIC = "dynamic", "Dynamic (computed from criteria)"
+
+
+class Segment(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=10, choices=SegmentKind.choices, default=SegmentKind.STATIC)
+    # Dynamic segments: filter criteria, e.g. {"industry": "Retail", "employee_count__gte": 50}
+    criteria = models.JSONField(default=dict, blank=True)
+    members = models.ManyToManyField(Lead, through="SegmentMembership", related_name="segments", blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=utc_now)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.kind == SegmentKind.DYNAMIC:
+            from leadcrm.segments import validate_criteria
+
+            validate_criteria(self.criteria)
+
+
+class SegmentMembership(models.Model):
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="memberships")
+    added_at = models.DateTimeField(default=utc_now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "lead"], name="segment_membership_unique")]
+        indexes = [models.Index(fields=["lead"], name="segment_membership_lead_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.lead} in {self.segment}"
+
+
+class FollowUp(models.Model):
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="follow_ups")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups"
+    )
+    due_at = models.DateTimeField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=utc_now)
+
+    class Meta:
+        ordering = ["due_at"]
+        indexes = [
+            models.Index(fields=["assigned_to", "done_at", "due_at"], name="followup_todo_idx"),
+            models.Index(fields=["lead", "due_at"], name="followup_lead_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Follow up {self.lead} by {self.due_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_at is not None

@@ -1,0 +1,95 @@
+"""Shared fixtures. Tasks run eagerly unless a test asks for the real worker (`celery_worker_real`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+from leadcrm.celery import app as celery_app
+
+# Playwright's sync API keeps an event loop in the test thread; Django's ORM in the same thread
+# is still synchronous and safe here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery() -> Iterator[None]:
+    """Unit tests run tasks in-process; integration tests switch this off with a real worker."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = True
+
+
+def redis_reachable() -> bool:
+    if not settings.REDIS_URL:
+        return False
+    url = urlparse(settings.REDIS_URL)
+    try:
+        with socket.create_connection((url.hostname or "127.0.0.1", url.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def celery_worker_real(transactional_db: None) -> Iterator[object]:
+    """A real Celery worker (threads) consuming from the real Redis broker, on a queue of its own."""
+    if not redis_reachable():
+        pytest.skip("needs REDIS_URL pointing at a reachable Redis (CI sets it)")
+    from celery.contrib.testing.worker import start_worker
+
+    queue = f"test-{os.getpid()}"
+    old_queue = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    celery_app.conf.task_always_eager = False
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(queue) if _queue_exists(conn, queue) else None
+    try:
+        with start_worker(
+            celery_app,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=10,
+            queues=[queue],
+        ) as worker:
+            yield worker
+    finally:
+        celery_app.conf.task_default_queue = old_queue
+        celery_app.conf.task_always_eager = True
+
+
+def _queue_exists(conn: object, queue: str) -> bool:
+    try:
+        conn.default_channel.queue_declare(queue=queue, passive=True)  # type: ignore[attr-defined]
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def manager(db: None):
+    from tests.factories import make_manager
+
+    return make_manager("boss")
+
+
+@pytest.fixture
+def salesperson(db: None):
+    from tests.factories import make_user
+
+    return make_user("seller")
+
+
+@pytest.fixture
+def other_salesperson(db: None):
+    from tests.factories import make_user
+
+    return make_user("rival")

@@ -1,0 +1,66 @@
+"""Plain factory functions: each fills only what a test leaves out."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from leadcrm.models import (
+    MANAGER_GROUP,
+    SALESPERSON_GROUP,
+    FollowUp,
+    Interaction,
+    InteractionKind,
+    Lead,
+    Segment,
+)
+
+_seq = itertools.count(1)
+
+
+def make_user(username: str | None = None, *, role: str | None = SALESPERSON_GROUP, **fields: Any) -> User:
+    n = next(_seq)
+    user = User.objects.create_user(
+        username=username or f"user{n}", password=fields.pop("password", "pw-for-tests-123"), **fields
+    )
+    if role:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+def make_manager(username: str | None = None, **fields: Any) -> User:
+    return make_user(username, role=MANAGER_GROUP, **fields)
+
+
+def make_lead(**fields: Any) -> Lead:
+    n = next(_seq)
+    defaults: dict[str, Any] = {
+        "first_name": "Ada",
+        "last_name": f"Lovelace{n}",
+        "email": f"lead{n}@example.com",
+        "company_name": "Analytical Engines Ltd",
+    }
+    defaults.update(fields)
+    return Lead.objects.create(**defaults)
+
+
+def make_interaction(
+    lead: Lead, kind: str | int = "page_view", *, occurred_at: datetime | None = None, **fields: Any
+) -> Interaction:
+    kind_value = InteractionKind(kind) if isinstance(kind, int) else InteractionKind.from_slug(kind)
+    return Interaction.objects.create(
+        lead=lead, kind=kind_value, occurred_at=occurred_at or timezone.now(), **fields
+    )
+
+
+def make_segment(name: str | None = None, **fields: Any) -> Segment:
+    return Segment.objects.create(name=name or f"Segment {next(_seq)}", **fields)
+
+
+def make_follow_up(lead: Lead, **fields: Any) -> FollowUp:
+    fields.setdefault("due_at", timezone.now() + timezone.timedelta(days=1))
+    return FollowUp.objects.create(lead=lead, **fields)
