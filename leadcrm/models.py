@@ -7,6 +7,8 @@ millions of rows.
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -209,23 +211,26 @@ class Lead(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        errors: dict[str, str] = {}
         if self.email:
             self.email = self.email.strip().lower()
         if self.country:
             self.country = self.country.strip().upper()
             if len(self.country) != 2 or not self.country.isalpha():
-                raise ValidationError({"country": "Use a two-letter ISO country code, e.g. DE or US."})
+                errors["country"] = "Use a two-letter ISO country code, e.g. DE or US."
         if self.timezone:
-            import zoneinfo
-
             try:
                 zoneinfo.ZoneInfo(self.timezone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise ValidationError({"timezone": f"Unknown time zone {self.timezone!r}."}) from None
+                errors["timezone"] = (
+                    f"Unknown time zone {self.timezone!r}; use an IANA name like Europe/Berlin."
+                )
         if self.status == LeadStatus.LOST and not self.lost_reason:
-            raise ValidationError({"lost_reason": "Say why the lead was lost."})
+            errors["lost_reason"] = "Say why the lead was lost."
         if not isinstance(self.custom, dict):
-            raise ValidationError({"custom": "Custom attributes must be an object of name: value pairs."})
+            errors["custom"] = "Custom attributes must be an object of name: value pairs."
+        if errors:
+            raise ValidationError(errors)
 
 
 class InteractionKind(models.IntegerChoices):

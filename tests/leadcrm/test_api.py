@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from leadcrm.models import Interaction, Lead
+from tests.factories import make_interaction, make_lead, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def as_user(api: APIClient, user) -> APIClient:  # noqa: ANN001
+    api.force_authenticate(user)
+    return api
+
+
+def test_anonymous_is_refused(api: APIClient) -> None:
+    assert api.get("/api/v1/leads/").status_code == 401
+
+
+def test_token_authentication_works(api: APIClient, salesperson) -> None:  # noqa: ANN001
+    token = Token.objects.create(user=salesperson)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert api.get("/api/v1/leads/").status_code == 200
+
+
+def test_user_without_a_role_is_refused(api: APIClient) -> None:
+    response = as_user(api, make_user(role=None)).get("/api/v1/leads/")
+    assert response.status_code == 403
+    assert "role" in response.json()["detail"]
+
+
+def test_list_is_ordered_by_priority_and_paginated(api: APIClient, manager) -> None:  # noqa: ANN001
+    low = make_lead(priority=10)
+    high = make_lead(priority=90)
+    data = as_user(api, manager).get("/api/v1/leads/").json()
+    assert data["count"] == 2
+    assert [row["id"] for row in data["results"]] == [high.pk, low.pk]
+
+
+def test_filters_search_and_ordering(api: APIClient, manager) -> None:  # noqa: ANN001
+    a = make_lead(company_name="Cedar Works", status="working", source="referral", priority=5)
+    make_lead(company_name="Iron Labs", status="new", source="paid_ads", priority=50)
+    client = as_user(api, manager)
+    assert [r["id"] for r in client.get("/api/v1/leads/?status=working").json()["results"]] == [a.pk]
+    assert [r["id"] for r in client.get("/api/v1/leads/?search=cedar").json()["results"]] == [a.pk]
+    assert [r["id"] for r in client.get("/api/v1/leads/?source=referral&source=event").json()["results"]] == [
+        a.pk
+    ]
+    assert client.get("/api/v1/leads/?ordering=priority").json()["results"][0]["id"] == a.pk
+
+
+def test_unknown_filter_value_is_a_400_with_a_message(api: APIClient, manager) -> None:  # noqa: ANN001
+    response = as_user(api, manager).get("/api/v1/leads/?status=sleeping")
+    assert response.status_code == 400
+    assert "status" in response.json()
+
+
+def test_salesperson_sees_own_and_unassigned_only(api: APIClient, salesperson, other_salesperson) -> None:  # noqa: ANN001
+    mine = make_lead(owner=salesperson)
+    free = make_lead()
+    theirs = make_lead(owner=other_salesperson)
+    client = as_user(api, salesperson)
+    ids = {r["id"] for r in client.get("/api/v1/leads/").json()["results"]}
+    assert ids == {mine.pk, free.pk}
+    assert client.get(f"/api/v1/leads/{theirs.pk}/").status_code == 404
+
+
+def test_create_lead_and_bad_input_gets_field_errors(api: APIClient, salesperson) -> None:  # noqa: ANN001
+    client = as_user(api, salesperson)
+    ok = client.post(
+        "/api/v1/leads/",
+        {"first_name": "Grace", "email": "Grace@Example.com", "employee_count": 12},
+        format="json",
+    )
+    assert ok.status_code == 201, ok.content
+    assert ok.json()["email"] == "grace@example.com"
+    assert Lead.objects.get(pk=ok.json()["id"]).owner == salesperson
+
+    bad = client.post(
+        "/api/v1/leads/",
+        {"email": "nope", "employee_count": -4, "source": "carrier", "custom": [1]},
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert {"email", "employee_count", "source", "custom"} <= set(bad.json())
+
+    dup = client.post("/api/v1/leads/", {"email": "grace@example.com"}, format="json")
+    assert dup.status_code == 400
+    assert "already exists" in str(dup.json())
+
+
+def test_score_fields_are_read_only(api: APIClient, manager) -> None:  # noqa: ANN001
+    lead = make_lead(priority=3)
+    response = as_user(api, manager).patch(
+        f"/api/v1/leads/{lead.pk}/", {"priority": 99, "rule_score": 99}, format="json"
+    )
+    assert response.status_code == 200
+    lead.refresh_from_db()
+    assert lead.priority == 3
+
+
+def test_status_change_through_the_api_is_logged(api: APIClient, salesperson) -> None:  # noqa: ANN001
+    lead = make_lead(owner=salesperson)
+    client = as_user(api, salesperson)
+    bad = client.patch(f"/api/v1/leads/{lead.pk}/", {"status": "lost"}, format="json")
+    assert bad.status_code == 400
+    assert "lost_reason" in bad.json()
+    ok = client.patch(f"/api/v1/leads/{lead.pk}/", {"status": "lost", "lost_reason": "Budget"}, format="json")
+    assert ok.status_code == 200
+    assert ok.json()["status"] == "lost"
+    assert ok.json()["closed_at"] is not None
+
+
+def test_salesperson_cannot_change_an_unclaimed_lead(api: APIClient, salesperson) -> None:  # noqa: ANN001
+    lead = make_lead()
+    response = as_user(api, salesperson).patch(f"/api/v1/leads/{lead.pk}/", {"city": "Oslo"}, format="json")
+    assert response.status_code == 403
+    assert "Claim" in response.json()["detail"]
+
+
+def test_salesperson_cannot_give_a_lead_away(api: APIClient, salesperson, other_salesperson) -> None:  # noqa: ANN001
+    lead = make_lead(owner=salesperson)
+    response = as_user(api, salesperson).patch(
+        f"/api/v1/leads/{lead.pk}/", {"owner": other_salesperson.pk}, format="json"
+    )
+    assert response.status_code == 400
+
+
+def test_interactions_create_and_list(api: APIClient, salesperson) -> None:  # noqa: ANN001
+    lead = make_lead(owner=salesperson)
+    make_interaction(lead, "page_view")
+    client = as_user(api, salesperson)
+    created = client.post(
+        f"/api/v1/leads/{lead.pk}/interactions/",
+        {"kind": "email_open", "payload": {"subject": "Hi"}},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["kind"] == "email_open"
+    listed = client.get(f"/api/v1/leads/{lead.pk}/interactions/").json()
+    assert [r["kind"] for r in listed["results"]] == ["email_open", "page_view"]
+
+
+def test_bad_interaction_is_a_400_and_nothing_is_stored(api: APIClient, salesperson) -> None:  # noqa: ANN001
+    lead = make_lead(owner=salesperson)
+    client = as_user(api, salesperson)
+    for body in (
+        {"kind": "carrier_pigeon"},
+        {"kind": "page_view", "payload": "not an object"},
+        {"kind": "page_view", "sentiment": 3},
+        {"kind": "page_view", "occurred_at": "2999-01-01T00:00:00Z"},
+        {"kind": "purchase", "payload": {"amount": -5}},
+    ):
+        response = client.post(f"/api/v1/leads/{lead.pk}/interactions/", body, format="json")
+        assert response.status_code == 400, body
+    assert not Interaction.objects.exists()
+
+
+def test_malformed_json_is_a_400(api: APIClient, manager) -> None:  # noqa: ANN001
+    response = as_user(api, manager).generic(
+        "POST", "/api/v1/leads/", "{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+
+
+def test_schema_and_docs_are_served(client) -> None:  # noqa: ANN001
+    schema = client.get("/api/v1/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/leads/{id}/interactions/" in schema.content
+    assert client.get("/api/v1/docs/").status_code == 200

@@ -1,0 +1,61 @@
+"""Settings switch shape from the environment alone (checked in a clean subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = (
+    "import json, django; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'], 'name': str(s.DATABASES['default']['NAME']), "
+    "'eager': s.CELERY_TASK_ALWAYS_EAGER, 'broker': s.CELERY_BROKER_URL, 'cache': s.CACHES['default']['BACKEND'], "
+    "'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'debug': s.DEBUG}))"
+)
+
+
+def probe(**env: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG"}
+    }
+    clean.update(env, DJANGO_SETTINGS_MODULE="leadcrm.settings")
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_nothing_set_means_the_embedded_shape() -> None:
+    result = probe(DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    shape = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shape["engine"] == "django.db.backends.sqlite3"
+    assert shape["name"].endswith("db.sqlite3")
+    assert shape["eager"] is True
+    assert shape["cache"].endswith("LocMemCache")
+    assert shape["layer"].endswith("InMemoryChannelLayer")
+
+
+def test_database_and_redis_urls_switch_to_the_production_shape() -> None:
+    result = probe(
+        SECRET_KEY="s3cret-for-the-test",
+        DATABASE_URL="postgres://u:p@db.example:5432/crm",
+        REDIS_URL="redis://cache:6379/0",
+    )
+    assert result.returncode == 0, result.stderr
+    shape = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shape["engine"] == "django.db.backends.postgresql"
+    assert shape["name"] == "crm"
+    assert shape["eager"] is False
+    assert shape["broker"] == "redis://cache:6379/0"
+    assert shape["cache"].endswith("RedisCache")
+    assert shape["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert shape["debug"] is False
+
+
+def test_missing_secret_key_without_debug_stops_start_up() -> None:
+    result = probe()
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
