@@ -49,7 +49,6 @@ class LeadAdmin(admin.ModelAdmin):
     list_display = (
         "display_name",
         "company_name",
-        "email",
         "status",
         "source",
         "grade",
@@ -57,7 +56,6 @@ class LeadAdmin(admin.ModelAdmin):
         "probability_display",
         "owner",
         "last_activity_at",
-        "created_at",
     )
     list_filter = (
         "status",
@@ -160,17 +158,20 @@ class LeadAdmin(admin.ModelAdmin):
 
     @admin.display(description="Why this rule score")
     def score_reasons(self, lead: Lead) -> str:
-        rows = [(r.get("reason", ""), r.get("points", 0)) for r in lead.score_breakdown or []]
+        rows = [(r.get("reason", ""), f"{r.get('points', 0):+g}") for r in lead.score_breakdown or []]
         if not rows:
             return "No rule fired yet."
-        return format_html("<ul>{}</ul>", format_html_join("", "<li>{} ({:+})</li>", rows))
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{} ({})</li>", rows))
 
     @admin.display(description="Model factors")
     def model_factors(self, lead: Lead) -> str:
-        rows = [(f.get("label", f.get("feature", "")), f.get("effect", 0)) for f in lead.ml_factors or []]
+        rows = [
+            (f.get("label", f.get("feature", "")), f"{f.get('effect', 0):+.3f}")
+            for f in lead.ml_factors or []
+        ]
         if not rows:
             return "No model prediction yet."
-        return format_html("<ul>{}</ul>", format_html_join("", "<li>{} ({:+.3f})</li>", rows))
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{} ({})</li>", rows))
 
     def save_model(self, request: HttpRequest, obj: Lead, form, change: bool) -> None:  # noqa: ANN001
         super().save_model(request, obj, form, change)

@@ -17,7 +17,7 @@ from rest_framework.permissions import BasePermission
 
 from leadcrm.models import MANAGER_GROUP, SALESPERSON_GROUP, Lead, is_manager, is_salesperson
 
-MANAGER_APPS = ("leadcrm", "scoring", "ml", "chatbot")
+MANAGER_APPS = ("leadcrm", "scoring", "ml", "chatbot", "auth", "authtoken")
 SALESPERSON_PERMS = (
     "leadcrm.view_lead",
     "leadcrm.change_lead",
@@ -36,7 +36,6 @@ def grant_role_permissions(sender: Any = None, **kwargs: Any) -> None:
     managers, _ = Group.objects.get_or_create(name=MANAGER_GROUP)
     sales, _ = Group.objects.get_or_create(name=SALESPERSON_GROUP)
     managers.permissions.add(*Permission.objects.filter(content_type__app_label__in=MANAGER_APPS))
-    managers.permissions.add(*Permission.objects.filter(content_type__app_label="authtoken"))
     sales_perms = Permission.objects.none()
     for dotted in SALESPERSON_PERMS:
         app_label, codename = dotted.split(".")

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from leadcrm.models import Lead
+
+
+def _enqueue(task: Any, *args: Any) -> Callable[[], None]:
+    """A named callable for on_commit: Django logs a failed robust callback by its __qualname__,
+    which functools.partial lacks, so a partial would turn "broker down" into an AttributeError."""
+
+    def enqueue() -> None:
+        task.delay(*args)
+
+    enqueue.__qualname__ = f"enqueue {task.name}{args}"
+    return enqueue
 
 
 def request_rescore(lead_id: int) -> None:
@@ -20,7 +31,7 @@ def request_rescore(lead_id: int) -> None:
     if leads.filter(rescore_requested_at__isnull=True).update(rescore_requested_at=now):
         # First change since the last score: one task. If Redis is down the commit still
         # stands (robust=True) and the sweep catches up from the database.
-        transaction.on_commit(partial(rescore_lead.delay, lead_id), robust=True)
+        transaction.on_commit(_enqueue(rescore_lead, lead_id), robust=True)
     else:
         leads.update(rescore_requested_at=now)  # a task is queued; tell it to look again
 
