@@ -1,7 +1,23 @@
-"""Public chat-widget API endpoints (under /api/v1/chat/)."""
+"""Public chat-widget API endpoints (under /api/v1/chat/), all in the OpenAPI schema."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, path  # noqa: F401
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from chatbot import api
+
+site = "sites/<str:key>/"
+conv = site + "conversations/<str:token>/"
+
+urlpatterns: list[URLPattern] = [
+    path(site + "config/", api.ConfigView.as_view(), name="chat-config"),
+    path(site + "conversations/", api.StartView.as_view(), name="chat-start"),
+    path(conv + "messages/", api.MessagesView.as_view(), name="chat-messages"),
+    path(conv + "identify/", api.IdentifyView.as_view(), name="chat-identify"),
+    path(conv + "handoff/", api.HandoffView.as_view(), name="chat-handoff"),
+    path(conv + "pageviews/", api.PageViewView.as_view(), name="chat-pageview"),
+    path(conv + "heartbeat/", api.HeartbeatView.as_view(), name="chat-heartbeat"),
+    path(conv + "feedback/", api.FeedbackView.as_view(), name="chat-feedback"),
+    path(conv + "callback/", api.CallbackView.as_view(), name="chat-callback"),
+    path(conv + "close/", api.CloseView.as_view(), name="chat-close"),
+]

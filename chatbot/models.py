@@ -1,0 +1,298 @@
+"""Website chat: a Site per business website, its FAQ and proactive messages, and conversations.
+
+Every visitor/bot/agent message is also stored as a CHAT_MESSAGE Interaction on the lead (that is
+what moves the score); `Message` keeps the conversation's own view: order, sender, FAQ match,
+"did that help?" feedback, and the client id that makes resending after a network drop safe.
+"""
+
+from __future__ import annotations
+
+import secrets
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.timezone import now as utc_now
+
+from leadcrm.models import Lead, Segment
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TIME_OF_DAY = ("morning", "afternoon", "evening", "night")
+
+
+def new_public_key() -> str:
+    return "pk_" + secrets.token_urlsafe(18)
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_conversation_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def default_business_hours() -> dict:
+    return {day: [["09:00", "17:00"]] for day in WEEKDAYS[:5]}
+
+
+def default_greetings() -> dict:
+    return {
+        "morning": "Good morning{name}! How can we help?",
+        "afternoon": "Good afternoon{name}! How can we help?",
+        "evening": "Good evening{name}! How can we help?",
+        "night": "Hello{name}! We're offline right now, but I can answer common questions.",
+    }
+
+
+def validate_business_hours(value: object) -> None:
+    """{"mon": [["09:00", "17:00"]], ...}; days missing or empty are closed."""
+    if not isinstance(value, dict):
+        raise ValidationError('Business hours must be an object like {"mon": [["09:00", "17:00"]]}.')
+    for day, spans in value.items():
+        if day not in WEEKDAYS:
+            raise ValidationError(f"Unknown day {day!r}; use {', '.join(WEEKDAYS)}.")
+        if not isinstance(spans, list):
+            raise ValidationError(f"{day}: give a list of [start, end] pairs.")
+        for span in spans:
+            if not (isinstance(span, list | tuple) and len(span) == 2):
+                raise ValidationError(f"{day}: each span is [start, end], e.g. ['09:00', '17:00'].")
+            try:
+                start, end = (_parse_hhmm(s) for s in span)
+            except ValueError:
+                raise ValidationError(f"{day}: times are HH:MM, e.g. 09:00.") from None
+            if start >= end and end != 0:
+                raise ValidationError(f"{day}: a span must end after it starts ({span[0]}–{span[1]}).")
+
+
+def _parse_hhmm(text: str) -> int:
+    hours, minutes = str(text).split(":")
+    h, m = int(hours), int(minutes)
+    if not (0 <= h <= 24 and 0 <= m < 60) or (h == 24 and m):
+        raise ValueError(text)
+    return h * 60 + m
+
+
+def validate_greetings(value: object) -> None:
+    if not isinstance(value, dict) or not set(value) <= set(TIME_OF_DAY):
+        raise ValidationError(f"Greetings are an object with keys among: {', '.join(TIME_OF_DAY)}.")
+
+
+def validate_origins(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(o, str) and "://" in o for o in value):
+        raise ValidationError('Allowed origins are a list like ["https://www.example.com"].')
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"Unknown time zone {value!r}; use an IANA name like Europe/Berlin.") from None
+
+
+class Site(models.Model):
+    name = models.CharField(max_length=120)
+    public_key = models.CharField(max_length=40, unique=True, default=new_public_key)
+    identity_secret = models.CharField(
+        max_length=64,
+        default=new_secret,
+        help_text="Signs visitor emails (HMAC-SHA256) so the bot may greet them by the page's name.",
+    )
+    allowed_origins = models.JSONField(default=list, validators=[validate_origins], blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    business_hours = models.JSONField(default=default_business_hours, validators=[validate_business_hours])
+    greetings = models.JSONField(default=default_greetings, validators=[validate_greetings])
+    brand_color = models.CharField(max_length=7, default="#1f5fbf")
+    privacy_url = models.URLField(blank=True)
+    privacy_text = models.TextField(blank=True, help_text="Shown when there is no privacy URL.")
+    faq_threshold = models.FloatField(
+        default=0.35,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
+        help_text="Below this match confidence the bot says it is not sure instead of guessing.",
+    )
+    negative_messages_for_handoff = models.PositiveSmallIntegerField(
+        default=2, help_text="Negative visitor messages in one conversation before a person is offered."
+    )
+    handoff_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Gets out-of-hours callbacks for unassigned leads.",
+    )
+    created_at = models.DateTimeField(default=utc_now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        color = self.brand_color or ""
+        if not (
+            len(color) == 7
+            and color.startswith("#")
+            and all(c in "0123456789abcdefABCDEF" for c in color[1:])
+        ):
+            raise ValidationError({"brand_color": "Use a hex colour like #1f5fbf."})
+
+
+class FaqEntry(models.Model):
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="faq_entries")
+    question = models.CharField(max_length=300)
+    variants = models.TextField(blank=True, help_text="Other ways visitors ask this, one per line.")
+    answer = models.TextField()
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["site", "id"]
+        verbose_name = "FAQ entry"
+        verbose_name_plural = "FAQ entries"
+
+    def __str__(self) -> str:
+        return self.question
+
+    @property
+    def all_questions(self) -> list[str]:
+        return [self.question, *(v.strip() for v in self.variants.splitlines() if v.strip())]
+
+
+class ProactiveMessage(models.Model):
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="proactive_messages")
+    text = models.CharField(max_length=300)
+    url_contains = models.CharField(
+        max_length=200, blank=True, help_text="Show on pages whose URL contains this; blank = all pages."
+    )
+    delay_seconds = models.PositiveIntegerField(default=10, help_text="Time on page before it shows.")
+    segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.CASCADE, help_text="Only for visitors in it."
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["site", "delay_seconds", "id"]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class SegmentFlow(models.Model):
+    """What a visitor in a segment gets instead of the default: their own greeting and offer."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="segment_flows")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="chat_flows")
+    greeting = models.CharField(max_length=300, blank=True, help_text="{name} is replaced. Blank: default.")
+    offer = models.CharField(max_length=300, blank=True)
+    priority = models.IntegerField(default=0, help_text="Highest wins when a visitor is in several.")
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [models.UniqueConstraint(fields=["site", "segment"], name="segment_flow_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.site}: {self.segment}"
+
+
+class ConversationStatus(models.TextChoices):
+    BOT = "bot", "With the bot"
+    WAITING = "waiting", "Waiting for a person"
+    HUMAN = "human", "With a person"
+    CLOSED = "closed", "Closed"
+
+
+class Conversation(models.Model):
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="conversations")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="conversations")
+    token = models.CharField(max_length=40, unique=True, default=new_conversation_token)
+    visitor_id = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(
+        max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.BOT
+    )
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="chats"
+    )
+    identity_verified = models.BooleanField(default=False)
+    # The bot's small memory: "not sure" once → ask to rephrase; twice → offer a person.
+    unsure_count = models.PositiveSmallIntegerField(default=0)
+    negative_count = models.PositiveSmallIntegerField(default=0)
+    current_url = models.CharField(max_length=500, blank=True)
+    current_title = models.CharField(max_length=200, blank=True)
+    rating = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    rating_comment = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=utc_now)
+    last_message_at = models.DateTimeField(default=utc_now)
+    handoff_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_message_at"]
+        indexes = [
+            models.Index(fields=["site", "visitor_id", "status"], name="conversation_visitor_idx"),
+            models.Index(fields=["lead", "-last_message_at"], name="conversation_lead_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | (Q(rating__gte=1) & Q(rating__lte=5)),
+                name="conversation_rating_1_5",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Chat {self.pk} on {self.site_id} with lead {self.lead_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != ConversationStatus.CLOSED
+
+
+class Sender(models.TextChoices):
+    VISITOR = "visitor", "Visitor"
+    BOT = "bot", "Bot"
+    AGENT = "agent", "Agent"
+
+
+class Message(models.Model):
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    sender = models.CharField(max_length=8, choices=Sender.choices)
+    text = models.TextField()
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    client_id = models.CharField(max_length=40, blank=True, help_text="Makes a resend after a drop a no-op.")
+    sentiment = models.FloatField(null=True, blank=True)
+    # Bot answers: which FAQ, how sure; visitor questions the bot could not answer are flagged.
+    faq = models.ForeignKey(FaqEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    confidence = models.FloatField(null=True, blank=True)
+    unanswered = models.BooleanField(default=False)
+    helpful = models.BooleanField(null=True, blank=True, help_text="Visitor's 'did that help?' answer.")
+    actions = models.JSONField(default=list, blank=True, help_text="Quick replies the widget shows.")
+    created_at = models.DateTimeField(default=utc_now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=~Q(client_id=""),
+                name="message_client_id_unique",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["unanswered", "created_at"],
+                name="message_unanswered_idx",
+                condition=Q(unanswered=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.text[:50]}"

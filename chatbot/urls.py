@@ -1,6 +1,19 @@
+"""Staff chat pages (live inbox, agent panel, reports) and the demo website, under /chat/."""
+
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import URLPattern, path
+
+from chatbot import views
 
 app_name = "chatbot"
-urlpatterns: list = []
+urlpatterns: list[URLPattern] = [
+    path("", views.inbox, name="inbox"),
+    path("leads/<int:lead_id>/panel/", views.agent_panel, name="agent_panel"),
+    path("conversations/<int:conversation_id>/take-over/", views.take_over, name="take_over"),
+    path("conversations/<int:conversation_id>/reply/", views.agent_reply, name="agent_reply"),
+    path("conversations/<int:conversation_id>/messages/", views.agent_messages, name="agent_messages"),
+    path("reports/", views.reports, name="reports"),
+    path("demo/site/", views.demo_site, name="demo_site"),
+    path("demo/site/<slug:page>/", views.demo_site, name="demo_site_page"),
+]

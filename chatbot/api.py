@@ -1,0 +1,440 @@
+"""The public chat-widget API (under /api/v1/chat/): thin DRF views over chatbot.services.
+
+Every request names the site in its path (`sites/<key>/…`) so that even a CORS preflight can be
+checked against the site's allowed origins. The conversation token is the visitor's credential
+for their own conversation. No session or token authentication: these endpoints are public, and
+guarded by the site key, the Origin, rate limits and input limits instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from chatbot import services
+from chatbot.models import Conversation, Site
+
+# --- Throttles ------------------------------------------------------------------------------------
+
+
+class ChatIpThrottle(SimpleRateThrottle):
+    """Per client IP, across all of the widget's endpoints (settings: chat_ip)."""
+
+    scope = "chat_ip"
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ChatVisitorThrottle(SimpleRateThrottle):
+    """Per visitor (conversation token, else visitor id, else IP) on the writing endpoints (chat_visitor)."""
+
+    scope = "chat_visitor"
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        ident = view.kwargs.get("token") or ""
+        if not ident and isinstance(request.data, dict):
+            ident = str(request.data.get("visitor_id") or "")[:64]
+        return self.cache_format % {"scope": self.scope, "ident": ident or self.get_ident(request)}
+
+
+# --- Base view ------------------------------------------------------------------------------------
+
+
+def request_origin(request: HttpRequest) -> str:
+    """The Origin header, else the origin part of the Referer (same-origin GETs send no Origin)."""
+    origin = request.headers.get("Origin", "")
+    if origin and origin != "null":
+        return origin
+    referer = request.headers.get("Referer", "")
+    if referer:
+        parts = urlsplit(referer)
+        if parts.scheme and parts.netloc:
+            return f"{parts.scheme}://{parts.netloc}"
+    return ""
+
+
+def _bad_input(exc: ValidationError) -> DRFValidationError:
+    return DRFValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+
+
+class PublicChatView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ChatIpThrottle]
+    site: Site
+    origin: str
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.origin = request_origin(request)
+        site = Site.objects.filter(public_key=kwargs.get("key", "")).first()
+        if site is None or not services.origin_allowed(site, self.origin):
+            raise PermissionDenied("Unknown site key, or this website (Origin) is not allowed to use it.")
+        self.site = site
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        site = getattr(self, "site", None)
+        if site is not None and self.origin:
+            response["Access-Control-Allow-Origin"] = self.origin
+            response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response["Access-Control-Allow-Headers"] = "Content-Type"
+            response["Access-Control-Max-Age"] = "600"
+        response["Vary"] = "Origin"
+        return response
+
+    @extend_schema(exclude=True)
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """CORS preflight: 204 for allowed origins (headers added in finalize_response), 403 otherwise."""
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def conversation(self) -> Conversation:
+        conversation = (
+            Conversation.objects.select_related("lead", "site")
+            .filter(token=self.kwargs["token"], site=self.site)
+            .first()
+        )
+        if conversation is None:
+            raise NotFound("No such conversation on this site; start a new one.")
+        return conversation
+
+    def valid(self, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+# --- Serializers ----------------------------------------------------------------------------------
+
+
+class ActionSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    label = serializers.CharField()
+
+
+class MessageOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    # "from" is a Python keyword, so the field is declared by name below.
+    text = serializers.CharField(help_text="Plain text. Render it as text, never as HTML.")
+    at = serializers.DateTimeField()
+    actions = serializers.ListField(child=serializers.DictField())
+    agent = serializers.CharField(allow_blank=True)
+    faq = serializers.IntegerField(allow_null=True)
+    helpful = serializers.BooleanField(allow_null=True)
+
+
+MessageOut._declared_fields["from"] = serializers.ChoiceField(choices=["visitor", "bot", "agent"])
+
+
+class MessagesOut(serializers.Serializer):
+    status = serializers.CharField()
+    messages = MessageOut(many=True)
+
+
+class PageIn(serializers.Serializer):
+    url = serializers.CharField(max_length=500)
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class ProactiveOut(serializers.Serializer):
+    text = serializers.CharField()
+    url_contains = serializers.CharField(allow_blank=True)
+    delay_seconds = serializers.IntegerField()
+
+
+class ConfigOut(serializers.Serializer):
+    name = serializers.CharField()
+    brand_color = serializers.CharField()
+    privacy_url = serializers.CharField(allow_blank=True)
+    privacy_text = serializers.CharField(allow_blank=True)
+    open_now = serializers.BooleanField()
+    max_message_chars = serializers.IntegerField()
+    proactive = ProactiveOut(many=True)
+
+
+class StartIn(serializers.Serializer):
+    visitor_id = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    page_url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    page_title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    language = serializers.CharField(max_length=35, required=False, allow_blank=True, default="")
+    timezone = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    trail = PageIn(many=True, required=False, default=list)
+    identity_email = serializers.CharField(max_length=254, required=False, allow_blank=True, default="")
+    identity_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    identity_signature = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+
+
+class StartOut(MessagesOut):
+    token = serializers.CharField(help_text="The visitor's credential for this conversation; keep it.")
+    visitor_id = serializers.CharField()
+    resumed = serializers.BooleanField()
+    identity_verified = serializers.BooleanField()
+    open_now = serializers.BooleanField()
+
+
+class MessageIn(serializers.Serializer):
+    text = serializers.CharField(max_length=services.MAX_MESSAGE_CHARS, trim_whitespace=True)
+    client_id = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+
+
+class IdentifyIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    email = serializers.CharField(max_length=254, required=False, allow_blank=True, default="")
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    contact_consent = serializers.BooleanField(default=False)
+    marketing_consent = serializers.BooleanField(default=False)
+
+
+class FeedbackIn(serializers.Serializer):
+    message_id = serializers.IntegerField()
+    helpful = serializers.BooleanField()
+
+
+class CallbackIn(serializers.Serializer):
+    due_at = serializers.DateTimeField()
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class CloseIn(serializers.Serializer):
+    rating = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)
+    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+OkOut = inline_serializer("ChatOk", {"ok": serializers.BooleanField()})
+
+
+def _messages_response(conversation: Conversation, messages: list, **extra: Any) -> Response:
+    return Response(
+        {"status": conversation.status, "messages": [services.message_json(m) for m in messages], **extra}
+    )
+
+
+# --- Views ----------------------------------------------------------------------------------------
+
+
+class ConfigView(PublicChatView):
+    @extend_schema(responses=ConfigOut, summary="Widget configuration for a site", tags=["chat widget"])
+    def get(self, request: Request, key: str) -> Response:
+        from leadcrm.models import Lead
+
+        visitor_id = str(request.query_params.get("visitor_id", ""))[:64]
+        lead = Lead.objects.filter(visitor_id=visitor_id).first() if visitor_id else None
+        from django.utils import timezone
+
+        return Response(
+            {
+                "name": self.site.name,
+                "brand_color": self.site.brand_color,
+                "privacy_url": self.site.privacy_url,
+                "privacy_text": self.site.privacy_text,
+                "open_now": services.open_now(self.site, timezone.now()),
+                "max_message_chars": services.MAX_MESSAGE_CHARS,
+                "proactive": services.proactive_for(self.site, lead=lead),
+            }
+        )
+
+
+class StartView(PublicChatView):
+    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+
+    @extend_schema(
+        request=StartIn, responses=StartOut, summary="Start or resume a conversation", tags=["chat widget"]
+    )
+    def post(self, request: Request, key: str) -> Response:
+        data = self.valid(StartIn)
+        from django.utils import timezone
+
+        now = timezone.now()
+        try:
+            conversation, created = services.start_conversation(
+                site=self.site,
+                visitor_id=data["visitor_id"],
+                page_url=data["page_url"],
+                page_title=data["page_title"],
+                language=data["language"],
+                tz=data["timezone"],
+                trail=data["trail"],
+                identity_email=data["identity_email"],
+                identity_name=data["identity_name"],
+                identity_signature=data["identity_signature"],
+                now=now,
+            )
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        messages = list(conversation.messages.select_related("agent").order_by("-id")[:50])[::-1]
+        return _messages_response(
+            conversation,
+            messages,
+            token=conversation.token,
+            visitor_id=conversation.visitor_id,
+            resumed=not created,
+            identity_verified=conversation.identity_verified,
+            open_now=services.open_now(self.site, now),
+        )
+
+
+class MessagesView(PublicChatView):
+    def get_throttles(self) -> list:
+        if self.request.method == "POST":
+            return [ChatIpThrottle(), ChatVisitorThrottle()]
+        return [ChatIpThrottle()]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="Only messages with a larger id (resync).")],
+        responses=MessagesOut,
+        summary="Messages of a conversation (after a reconnect)",
+        tags=["chat widget"],
+    )
+    def get(self, request: Request, key: str, token: str) -> Response:
+        conversation = self.conversation()
+        try:
+            after = int(request.query_params.get("after", 0))
+        except ValueError:
+            raise DRFValidationError({"after": "Give a message id (a whole number)."}) from None
+        messages = list(conversation.messages.filter(id__gt=after).select_related("agent")[:200])
+        return _messages_response(conversation, messages)
+
+    @extend_schema(
+        request=MessageIn, responses=MessagesOut, summary="Send a visitor message", tags=["chat widget"]
+    )
+    def post(self, request: Request, key: str, token: str) -> Response:
+        started = time.perf_counter()
+        data = self.valid(MessageIn)
+        conversation = self.conversation()
+        try:
+            messages = services.post_visitor_message(
+                conversation=conversation, text=data["text"], client_id=data["client_id"]
+            )
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        conversation.refresh_from_db(fields=["status"])
+        response = _messages_response(conversation, messages)
+        # Server-side time from request to bot reply, for bench_chat and browser devtools.
+        response["Server-Timing"] = f"bot;dur={(time.perf_counter() - started) * 1000:.2f}"
+        return response
+
+
+class IdentifyView(PublicChatView):
+    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+
+    @extend_schema(
+        request=IdentifyIn,
+        responses=MessagesOut,
+        summary="Visitor gives name/email with consent",
+        tags=["chat widget"],
+    )
+    def post(self, request: Request, key: str, token: str) -> Response:
+        data = self.valid(IdentifyIn)
+        conversation = self.conversation()
+        try:
+            services.identify_visitor(conversation=conversation, **data)
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        return _messages_response(conversation, list(conversation.messages.order_by("-id")[:1]))
+
+
+class HandoffView(PublicChatView):
+    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+
+    @extend_schema(request=None, responses=MessagesOut, summary="Ask for a person", tags=["chat widget"])
+    def post(self, request: Request, key: str, token: str) -> Response:
+        conversation = self.conversation()
+        messages = services.request_handoff(conversation=conversation)
+        conversation.refresh_from_db(fields=["status"])
+        return _messages_response(conversation, messages)
+
+
+class PageViewView(PublicChatView):
+    @extend_schema(
+        request=PageIn, responses=OkOut, summary="Report the page the visitor is on", tags=["chat widget"]
+    )
+    def post(self, request: Request, key: str, token: str) -> Response:
+        data = self.valid(PageIn)
+        try:
+            services.record_page_view(conversation=self.conversation(), url=data["url"], title=data["title"])
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        return Response({"ok": True})
+
+
+class HeartbeatView(PublicChatView):
+    @extend_schema(
+        request=None, responses=OkOut, summary="Widget still open (keeps 'live now')", tags=["chat widget"]
+    )
+    def post(self, request: Request, key: str, token: str) -> Response:
+        services.heartbeat(conversation=self.conversation())
+        return Response({"ok": True})
+
+
+class FeedbackView(PublicChatView):
+    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+
+    @extend_schema(
+        request=FeedbackIn,
+        responses=MessagesOut,
+        summary="'Did that help?' on a bot answer",
+        tags=["chat widget"],
+    )
+    def post(self, request: Request, key: str, token: str) -> Response:
+        data = self.valid(FeedbackIn)
+        conversation = self.conversation()
+        try:
+            messages = services.record_feedback(
+                conversation=conversation, message_id=data["message_id"], helpful=data["helpful"]
+            )
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        return _messages_response(conversation, messages)
+
+
+class CallbackView(PublicChatView):
+    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+
+    @extend_schema(
+        request=CallbackIn,
+        responses=MessagesOut,
+        summary="Book a callback (out of hours)",
+        tags=["chat widget"],
+    )
+    def post(self, request: Request, key: str, token: str) -> Response:
+        data = self.valid(CallbackIn)
+        conversation = self.conversation()
+        try:
+            services.schedule_callback(conversation=conversation, due_at=data["due_at"], note=data["note"])
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        return _messages_response(conversation, list(conversation.messages.order_by("-id")[:1]))
+
+
+class CloseView(PublicChatView):
+    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+
+    @extend_schema(
+        request=CloseIn,
+        responses=OkOut,
+        summary="End the chat, with an optional 1–5 rating",
+        tags=["chat widget"],
+    )
+    def post(self, request: Request, key: str, token: str) -> Response:
+        data = self.valid(CloseIn)
+        try:
+            services.close_conversation(
+                conversation=self.conversation(), rating=data["rating"], comment=data["comment"]
+            )
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        return Response({"ok": True})

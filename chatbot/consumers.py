@@ -1,0 +1,110 @@
+"""Websocket consumers: push-only channels for new messages and status, one per widget / agent panel.
+
+Sending goes over the HTTP API (visitor) or HTMX forms (agent), where validation, rate limits and
+storage live; the sockets only deliver. A client that reconnects asks the HTTP side for messages
+after the last id it has, so nothing is lost during a drop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.utils import timezone
+
+from chatbot import services
+from chatbot.models import Conversation
+from leadcrm.models import Lead
+from leadcrm.permissions import can_see_lead
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+@database_sync_to_async
+def _visitor_conversation(token: str, origin: str) -> Conversation | None:
+    conversation = Conversation.objects.select_related("site").filter(token=token).first()
+    if conversation is None or not services.origin_allowed(conversation.site, origin):
+        return None
+    return conversation
+
+
+@database_sync_to_async
+def _heartbeat(conversation_id: int) -> None:
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is not None:
+        services.heartbeat(conversation=conversation, now=timezone.now())
+
+
+class VisitorConsumer(AsyncJsonWebsocketConsumer):
+    """The widget's socket: the conversation token plus an allowed Origin, else refused."""
+
+    group: str = ""
+
+    async def connect(self) -> None:
+        token = self.scope["url_route"]["kwargs"]["token"]
+        conversation = await _visitor_conversation(token, _header(self.scope, b"origin"))
+        if conversation is None:
+            await self.close(code=4403)
+            return
+        self.conversation_id = conversation.pk
+        self.group = services.conversation_group(conversation.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await _heartbeat(self.conversation_id)
+            await self.send_json({"type": "pong"})
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "message", "message": event["message"]})
+
+    async def chat_status(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "status", "status": event["status"], "agent": event.get("agent", "")})
+
+
+@database_sync_to_async
+def _may_watch(user: Any, lead_id: int) -> bool:
+    lead = Lead.objects.filter(pk=lead_id).first()
+    return lead is not None and user.is_authenticated and can_see_lead(user, lead)
+
+
+class AgentConsumer(AsyncJsonWebsocketConsumer):
+    """The agent panel's socket: logged-in staff who may see the lead (the role rule), else refused."""
+
+    group: str = ""
+
+    async def connect(self) -> None:
+        lead_id = self.scope["url_route"]["kwargs"]["lead_id"]
+        user = self.scope.get("user")
+        if user is None or not await _may_watch(user, lead_id):
+            await self.close(code=4403)
+            return
+        self.group = services.lead_group(lead_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send_json(
+            {"type": "message", "conversation": event["conversation"], "message": event["message"]}
+        )
+
+    async def chat_status(self, event: dict[str, Any]) -> None:
+        await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "status"})
+
+    async def chat_page(self, event: dict[str, Any]) -> None:
+        await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "page"})

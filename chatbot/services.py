@@ -1,0 +1,896 @@
+"""Writes of the website chat: conversations, messages, handoff, consent, callbacks, ratings.
+
+Every visitor and agent message is stored as a Message and as a CHAT_MESSAGE Interaction on the
+lead (record_interaction queues the async rescore after commit). Real-time delivery to the widget
+and to the agent panel goes through the Channels layer *after* commit, so nobody is shown a
+message that was rolled back; if the layer is down the message is still stored and the widget
+fetches it when it reconnects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from chatbot import bot
+from chatbot.intents import FaqMatcher
+from chatbot.models import (
+    Conversation,
+    ConversationStatus,
+    FaqEntry,
+    Message,
+    ProactiveMessage,
+    SegmentFlow,
+    Sender,
+    Site,
+)
+from chatbot.sentiment import sentiment_score
+from leadcrm import services as crm
+from leadcrm.models import FollowUp, Interaction, Lead, LeadSource, SegmentMembership, is_salesperson
+
+logger = logging.getLogger(__name__)
+
+LIVE_FOR = timedelta(minutes=2)
+MAX_MESSAGE_CHARS = 1000
+MAX_TRAIL = 20
+VISITOR_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+INBOX_GROUP = "chat.inbox"
+
+
+def conversation_group(conversation_id: int) -> str:
+    return f"chat.conv.{conversation_id}"
+
+
+def lead_group(lead_id: int) -> str:
+    return f"chat.lead.{lead_id}"
+
+
+# --- Site checks ----------------------------------------------------------------------------------
+
+
+def normalise_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+def origin_allowed(site: Site, origin: str | None) -> bool:
+    """True if `origin` (scheme://host[:port]) is one of the site's allowed origins."""
+    if not origin:
+        return False
+    return normalise_origin(origin) in {normalise_origin(o) for o in site.allowed_origins}
+
+
+def identity_signature(site: Site, email: str) -> str:
+    """What the business's server puts next to the visitor's email: HMAC-SHA256 hex of the email."""
+    return hmac.new(site.identity_secret.encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+def verify_identity(site: Site, email: str, signature: str) -> bool:
+    if not (email and signature):
+        return False
+    return hmac.compare_digest(identity_signature(site, email), signature.strip().lower())
+
+
+def open_now(site: Site, now: datetime) -> bool:
+    return bot.is_open(site.business_hours, site.timezone, now)
+
+
+# --- FAQ matcher, cached per process and FAQ version ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FaqIndex:
+    version: tuple[Any, ...]
+    matcher: FaqMatcher
+    entries: dict[int, tuple[str, str]]  # id -> (question, answer)
+
+
+_faq_cache: dict[int, _FaqIndex] = {}
+_faq_lock = threading.Lock()
+
+
+def faq_index(site: Site) -> _FaqIndex:
+    """The fitted matcher for the site's active FAQ; refitted only when an entry changed."""
+    active = FaqEntry.objects.filter(site=site, active=True)
+    stats = active.aggregate(n=Count("id"), at=Max("updated_at"), top=Max("id"))
+    version = (stats["n"], stats["at"], stats["top"])
+    cached = _faq_cache.get(site.pk)
+    if cached is not None and cached.version == version:
+        return cached
+    with _faq_lock:
+        entries = list(active.only("id", "question", "variants", "answer"))
+        index = _FaqIndex(
+            version=version,
+            matcher=FaqMatcher([(e.pk, e.all_questions) for e in entries]),
+            entries={e.pk: (e.question, e.answer) for e in entries},
+        )
+        _faq_cache[site.pk] = index
+    return index
+
+
+def best_faq(site: Site, text: str) -> bot.FaqHit | None:
+    index = faq_index(site)
+    match = index.matcher.match(text)
+    if match is None:
+        return None
+    question, answer = index.entries[match.entry_id]
+    return bot.FaqHit(match.entry_id, question, answer, match.confidence)
+
+
+# --- Broadcasting -----------------------------------------------------------------------------------
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """The one shape of a message for the widget, the agent panel and the API."""
+    agent_name = ""
+    if message.sender == Sender.AGENT and message.agent_id:
+        agent_name = message.agent.first_name or message.agent.username
+    return {
+        "id": message.pk,
+        "from": message.sender,
+        "text": message.text,
+        "at": message.created_at.isoformat(),
+        "actions": message.actions,
+        "agent": agent_name,
+        "faq": message.faq_id,
+        "helpful": message.helpful,
+    }
+
+
+def _send(groups: Iterable[str], event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in groups:
+        try:
+            async_to_sync(layer.group_send)(group, event)
+        except Exception:
+            # Delivery is best-effort: the message is stored; clients resync on reconnect.
+            logger.warning("Could not deliver chat event to %s", group, exc_info=True)
+
+
+def _broadcast_messages(conversation: Conversation, messages: Sequence[Message]) -> None:
+    payloads = [message_json(m) for m in messages]
+
+    def send() -> None:
+        groups = (conversation_group(conversation.pk), lead_group(conversation.lead_id))
+        for payload in payloads:
+            _send(groups, {"type": "chat.message", "message": payload, "conversation": conversation.pk})
+
+    transaction.on_commit(send, robust=True)
+
+
+def _broadcast_status(conversation: Conversation, **extra: Any) -> None:
+    event = {
+        "type": "chat.status",
+        "conversation": conversation.pk,
+        "status": conversation.status,
+        "agent": (conversation.agent.first_name or conversation.agent.username)
+        if conversation.agent_id
+        else "",
+        **extra,
+    }
+    transaction.on_commit(
+        partial(
+            _send, (conversation_group(conversation.pk), lead_group(conversation.lead_id), INBOX_GROUP), event
+        ),
+        robust=True,
+    )
+
+
+# --- Leads ------------------------------------------------------------------------------------------
+
+
+def _touch_live(lead_id: int, now: datetime) -> None:
+    Lead.objects.filter(pk=lead_id).update(live_until=now + LIVE_FOR)
+
+
+def _valid_timezone(name: str) -> str:
+    try:
+        bot.ZoneInfo(name)
+    except Exception:
+        return ""
+    return name if name else ""
+
+
+def _lead_for_visitor(
+    *, site: Site, visitor_id: str, email: str, first_name: str, last_name: str, language: str, tz: str
+) -> Lead:
+    """Match by (verified) email, else by visitor id; else create a chat lead."""
+    lead = None
+    if email:
+        lead = Lead.objects.filter(email__iexact=email).first()
+    if lead is None:
+        lead = Lead.objects.filter(visitor_id=visitor_id).order_by("-id").first()
+    profile = {"preferred_language": language[:10], "timezone": _valid_timezone(tz)}
+    if lead is None:
+        fields = {k: v for k, v in profile.items() if v}
+        if email:
+            fields.update(email=email, first_name=first_name[:100], last_name=last_name[:100])
+        return crm.create_lead(source=LeadSource.CHAT, visitor_id=visitor_id, **fields)
+    missing = {k: v for k, v in profile.items() if v and not getattr(lead, k)}
+    if lead.visitor_id != visitor_id:
+        missing["visitor_id"] = visitor_id
+    if missing:
+        crm.update_lead(lead=lead, **missing)
+    return lead
+
+
+def _segment_flow(site: Site, lead: Lead) -> SegmentFlow | None:
+    segments = SegmentMembership.objects.filter(lead=lead).values("segment_id")
+    return SegmentFlow.objects.filter(site=site, segment_id__in=segments).order_by("-priority", "id").first()
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    parts = name.strip().split(None, 1)
+    if not parts:
+        return "", ""
+    return parts[0][:100], (parts[1] if len(parts) > 1 else "")[:100]
+
+
+# --- Conversations ----------------------------------------------------------------------------------
+
+
+def _bot_message(conversation: Conversation, text: str, now: datetime, **fields: Any) -> Message:
+    return Message.objects.create(
+        conversation=conversation, sender=Sender.BOT, text=text, created_at=now, **fields
+    )
+
+
+def _record_pages(lead: Lead, pages: Sequence[dict[str, Any]], now: datetime) -> None:
+    for page in list(pages)[-MAX_TRAIL:]:
+        url = str(page.get("url") or "")[:500]
+        if not url:
+            continue
+        at = page.get("at")
+        occurred = at if isinstance(at, datetime) and at <= now else now
+        crm.record_interaction(
+            lead=lead,
+            kind="page_view",
+            occurred_at=occurred,
+            payload={"url": url, "title": str(page.get("title") or "")[:200], "via": "chat_widget"},
+        )
+
+
+@transaction.atomic
+def start_conversation(
+    *,
+    site: Site,
+    visitor_id: str = "",
+    page_url: str = "",
+    page_title: str = "",
+    language: str = "",
+    tz: str = "",
+    trail: Sequence[dict[str, Any]] = (),
+    identity_email: str = "",
+    identity_name: str = "",
+    identity_signature: str = "",
+    now: datetime | None = None,
+) -> tuple[Conversation, bool]:
+    """Resume the visitor's open conversation on this site, or start one (greeting included)."""
+    now = now or timezone.now()
+    if not VISITOR_ID_RE.match(visitor_id or ""):
+        from secrets import token_urlsafe
+
+        visitor_id = "v_" + token_urlsafe(16)
+    existing = (
+        Conversation.objects.filter(site=site, visitor_id=visitor_id)
+        .exclude(status=ConversationStatus.CLOSED)
+        .select_related("lead")
+        .order_by("-id")
+        .first()
+    )
+    if existing is not None:
+        _touch_live(existing.lead_id, now)
+        if page_url:
+            record_page_view(conversation=existing, url=page_url, title=page_title, now=now)
+        return existing, False
+
+    verified = verify_identity(site, identity_email, identity_signature)
+    email = identity_email.strip().lower() if verified else ""
+    first, last = _split_name(identity_name) if verified else ("", "")
+    lead = _lead_for_visitor(
+        site=site,
+        visitor_id=visitor_id,
+        email=email,
+        first_name=first,
+        last_name=last,
+        language=language,
+        tz=tz,
+    )
+    conversation = Conversation.objects.create(
+        site=site,
+        lead=lead,
+        visitor_id=visitor_id,
+        identity_verified=verified,
+        current_url=page_url[:500],
+        current_title=page_title[:200],
+        started_at=now,
+        last_message_at=now,
+    )
+    # A name is used only if the visitor told us (in chat) or the page's identity was verified.
+    name = lead.first_name if (verified or lead.contact_consent) else ""
+    flow = _segment_flow(site, lead)
+    messages = [
+        _bot_message(
+            conversation,
+            bot.greeting(
+                site.greetings, tz=site.timezone, now=now, name=name, template=flow.greeting if flow else ""
+            ),
+            now,
+            actions=[bot.HUMAN_ACTION],
+        )
+    ]
+    if flow and flow.offer:
+        messages.append(_bot_message(conversation, flow.offer, now))
+    if not open_now(site, now):
+        opens = bot.next_opening(site.business_hours, site.timezone, now)
+        when = f" (back {bot.format_opening(opens)})" if opens else ""
+        messages.append(
+            _bot_message(
+                conversation,
+                f"Our team is offline right now{when}. I can answer common questions or arrange a callback.",
+                now,
+            )
+        )
+    pages = [*trail, {"url": page_url, "title": page_title}] if page_url else list(trail)
+    _record_pages(lead, pages, now)
+    _touch_live(lead.pk, now)
+    _broadcast_status(conversation, event="started")
+    return conversation, True
+
+
+def _apply_stated_profile(lead: Lead, reply: bot.Reply) -> None:
+    changes: dict[str, Any] = {}
+    if reply.interests:
+        custom = dict(lead.custom or {})
+        known = list(custom.get("interested_in") or [])
+        custom["interested_in"] = known + [i for i in reply.interests if i not in known]
+        changes["custom"] = custom
+    if reply.city:
+        changes["city"] = reply.city[:100]
+    if changes:
+        crm.update_lead(lead=lead, **changes)
+
+
+@transaction.atomic
+def post_visitor_message(
+    *, conversation: Conversation, text: str, client_id: str = "", now: datetime | None = None
+) -> list[Message]:
+    """Store a visitor message (+ interaction with sentiment) and the bot's reply if the bot is on."""
+    now = now or timezone.now()
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": "Write a message first."})
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise ValidationError({"text": f"Messages are limited to {MAX_MESSAGE_CHARS} characters."})
+    client_id = (client_id or "")[:40]
+    if client_id:
+        first = conversation.messages.filter(client_id=client_id).first()
+        if first is not None:  # a resend after a network drop: answer with what we stored
+            return _messages_since(conversation, first)
+    conversation = (
+        Conversation.objects.select_for_update().select_related("site", "lead").get(pk=conversation.pk)
+    )
+    if conversation.status == ConversationStatus.CLOSED:
+        conversation.status = ConversationStatus.BOT
+        conversation.closed_at = None
+    score = sentiment_score(text)
+    try:
+        with transaction.atomic():
+            visitor_message = Message.objects.create(
+                conversation=conversation,
+                sender=Sender.VISITOR,
+                text=text,
+                client_id=client_id,
+                sentiment=score,
+                created_at=now,
+            )
+    except IntegrityError:  # the same resend racing itself
+        return _messages_since(conversation, conversation.messages.get(client_id=client_id))
+    crm.record_interaction(
+        lead=conversation.lead_id,
+        kind="chat_message",
+        occurred_at=now,
+        payload={"text": text, "conversation_id": conversation.pk, "from": Sender.VISITOR},
+        sentiment=score,
+    )
+    out = [visitor_message]
+    if conversation.status == ConversationStatus.BOT:
+        out += _bot_turn(conversation, visitor_message, now)
+    else:
+        conversation.negative_count += int(bot.is_negative(score))
+    conversation.last_message_at = now
+    conversation.save(
+        update_fields=["status", "closed_at", "unsure_count", "negative_count", "last_message_at"]
+    )
+    _touch_live(conversation.lead_id, now)
+    _broadcast_messages(conversation, out)
+    return out
+
+
+def _bot_turn(conversation: Conversation, visitor_message: Message, now: datetime) -> list[Message]:
+    site = conversation.site
+    state = bot.BotState(
+        unsure_count=conversation.unsure_count,
+        negative_count=conversation.negative_count,
+        negative_limit=site.negative_messages_for_handoff,
+        threshold=site.faq_threshold,
+    )
+    hit = None if bot.wants_human(visitor_message.text) else best_faq(site, visitor_message.text)
+    reply = bot.reply_to(visitor_message.text, state=state, hit=hit, sentiment=visitor_message.sentiment)
+    conversation.unsure_count = reply.unsure_count
+    conversation.negative_count = reply.negative_count
+    _apply_stated_profile(conversation.lead, reply)
+    if reply.unanswered:
+        visitor_message.unanswered = True
+        visitor_message.confidence = reply.confidence
+        visitor_message.save(update_fields=["unanswered", "confidence"])
+    if reply.action == "handoff":
+        out = [_bot_message(conversation, reply.text, now)] if reply.text else []
+        return out + _handoff(conversation, now)
+    return [
+        _bot_message(
+            conversation,
+            reply.text,
+            now,
+            faq_id=reply.faq_id if reply.action == "answer" else None,
+            confidence=reply.confidence,
+            actions=reply.actions,
+        )
+    ]
+
+
+def _messages_since(conversation: Conversation, first: Message) -> list[Message]:
+    later = list(conversation.messages.filter(id__gt=first.pk).select_related("agent")[:10])
+    following = []
+    for m in later:
+        if m.sender == Sender.VISITOR:
+            break
+        following.append(m)
+    return [first, *following]
+
+
+def _has_contact(lead: Lead) -> bool:
+    return bool(lead.email or lead.phone) and lead.contact_consent
+
+
+def _handoff(conversation: Conversation, now: datetime) -> list[Message]:
+    site = conversation.site
+    is_open = open_now(site, now)
+    if conversation.handoff_at is None:
+        conversation.handoff_at = now
+        conversation.save(update_fields=["handoff_at"])
+    text, actions = bot.handoff_text(
+        open_now=is_open,
+        opens_at=None if is_open else bot.next_opening(site.business_hours, site.timezone, now),
+        has_contact=_has_contact(conversation.lead),
+    )
+    if is_open and conversation.status == ConversationStatus.BOT:
+        conversation.status = ConversationStatus.WAITING
+        conversation.save(update_fields=["status"])
+        _broadcast_status(conversation, event="handoff")
+    conversation.unsure_count = 0
+    return [_bot_message(conversation, text, now, actions=actions)]
+
+
+@transaction.atomic
+def request_handoff(*, conversation: Conversation, now: datetime | None = None) -> list[Message]:
+    """The visitor asked for a person (button): wait for one in hours, offer a callback out of hours."""
+    now = now or timezone.now()
+    conversation = (
+        Conversation.objects.select_for_update().select_related("site", "lead").get(pk=conversation.pk)
+    )
+    if conversation.status in (ConversationStatus.WAITING, ConversationStatus.HUMAN):
+        return []
+    if conversation.status == ConversationStatus.CLOSED:
+        conversation.status = ConversationStatus.BOT
+        conversation.save(update_fields=["status"])
+    out = _handoff(conversation, now)
+    conversation.last_message_at = now
+    conversation.save(update_fields=["last_message_at", "unsure_count"])
+    _touch_live(conversation.lead_id, now)
+    _broadcast_messages(conversation, out)
+    return out
+
+
+@transaction.atomic
+def identify_visitor(
+    *,
+    conversation: Conversation,
+    name: str = "",
+    email: str = "",
+    phone: str = "",
+    contact_consent: bool = False,
+    marketing_consent: bool = False,
+    now: datetime | None = None,
+) -> Lead:
+    """Store the name/email/phone the visitor typed, with their consent and its time, on the lead."""
+    now = now or timezone.now()
+    email = (email or "").strip().lower()
+    phone = (phone or "").strip()[:40]
+    name = (name or "").strip()[:200]
+    if not (email or phone or name):
+        raise ValidationError({"email": "Give at least your name, email or phone."})
+    if (email or phone) and not contact_consent:
+        raise ValidationError(
+            {"contact_consent": "Please agree that we may store your details and contact you."}
+        )
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise ValidationError({"email": "That email address does not look right."}) from None
+    conversation = (
+        Conversation.objects.select_for_update().select_related("lead", "site").get(pk=conversation.pk)
+    )
+    lead = conversation.lead
+    if email and (lead.email or "").lower() != email:
+        existing = Lead.objects.filter(email__iexact=email).exclude(pk=lead.pk).first()
+        if existing is not None:
+            lead = _merge_visitor_lead(anonymous=lead, into=existing, conversation=conversation)
+    first, last = _split_name(name)
+    fields: dict[str, Any] = {"visitor_id": conversation.visitor_id}
+    if first:
+        fields.update(first_name=first, last_name=last or lead.last_name)
+    if email:
+        fields["email"] = email
+    if phone:
+        fields["phone"] = phone
+    if contact_consent:
+        fields.update(contact_consent=True, contact_consent_at=now)
+    if marketing_consent:
+        fields.update(marketing_consent=True, marketing_consent_at=now)
+    lead = crm.update_lead(lead=lead, now=now, **fields)
+    thanks = f"Thanks{', ' + first if first else ''}! We've saved your details."
+    actions: list[dict[str, Any]] = []
+    site = conversation.site
+    if conversation.handoff_at and not open_now(site, now):
+        opens = bot.next_opening(site.business_hours, site.timezone, now)
+        if opens:
+            actions = [
+                {
+                    "type": "callback",
+                    "due_at": opens.isoformat(),
+                    "label": f"Call me back {bot.format_opening(opens)}",
+                }
+            ]
+            thanks += " Shall we call you back when we open?"
+    message = _bot_message(conversation, thanks, now, actions=actions)
+    _broadcast_messages(conversation, [message])
+    _touch_live(lead.pk, now)
+    return lead
+
+
+def _merge_visitor_lead(*, anonymous: Lead, into: Lead, conversation: Conversation) -> Lead:
+    """The visitor turned out to be a known lead: move the chat's history over (set-based)."""
+    Interaction.objects.filter(lead=anonymous).update(lead=into)
+    Conversation.objects.filter(lead=anonymous).update(lead=into)
+    conversation.lead = into
+    if anonymous.source == LeadSource.CHAT and not anonymous.email and not anonymous.owner_id:
+        anonymous.delete()
+    return into
+
+
+@transaction.atomic
+def schedule_callback(
+    *, conversation: Conversation, due_at: datetime, note: str = "", now: datetime | None = None
+) -> FollowUp:
+    """Out of hours: a follow-up for the owner (or the site's handoff person) to call the visitor back."""
+    now = now or timezone.now()
+    conversation = Conversation.objects.select_related("lead", "site").get(pk=conversation.pk)
+    lead = conversation.lead
+    if not _has_contact(lead):
+        raise ValidationError(
+            {"contact": "Leave your email or phone (and your consent) first, so we can call you."}
+        )
+    if due_at <= now - timedelta(minutes=1) or due_at > now + timedelta(days=14):
+        raise ValidationError({"due_at": "Pick a time within the next two weeks."})
+    existing = FollowUp.objects.filter(
+        lead=lead, done_at__isnull=True, note__startswith="Chat callback"
+    ).first()
+    if existing is not None:
+        existing.due_at = due_at
+        existing.save(update_fields=["due_at"])
+        follow_up = existing
+    else:
+        follow_up = crm.add_follow_up(
+            lead=lead,
+            due_at=due_at,
+            note=f"Chat callback requested on {conversation.site.name}. {note}".strip()[:1000],
+            assigned_to=lead.owner or conversation.site.handoff_owner,
+            now=now,
+        )
+    local = due_at.astimezone(bot.ZoneInfo(conversation.site.timezone))
+    message = _bot_message(conversation, f"Done: we'll call you back {bot.format_opening(local)}.", now)
+    _broadcast_messages(conversation, [message])
+    return follow_up
+
+
+@transaction.atomic
+def take_over(
+    *, conversation: Conversation, user: AbstractBaseUser, now: datetime | None = None
+) -> Conversation:
+    """A salesperson takes the chat from the bot (claims an unassigned lead); the visitor is told."""
+    now = now or timezone.now()
+    conversation = Conversation.objects.select_for_update().select_related("lead").get(pk=conversation.pk)
+    if conversation.status == ConversationStatus.HUMAN and conversation.agent_id == user.pk:
+        return conversation
+    lead = conversation.lead
+    if lead.owner_id is None and is_salesperson(user):
+        crm.claim_lead(lead=lead, user=user)
+    conversation.status = ConversationStatus.HUMAN
+    conversation.agent = user
+    conversation.closed_at = None
+    conversation.save(update_fields=["status", "agent", "closed_at"])
+    who = user.first_name or user.username
+    message = _bot_message(conversation, f"{who} from our team has joined the chat.", now)
+    _broadcast_messages(conversation, [message])
+    _broadcast_status(conversation, event="taken_over")
+    return conversation
+
+
+@transaction.atomic
+def post_agent_message(
+    *, conversation: Conversation, user: AbstractBaseUser, text: str, now: datetime | None = None
+) -> Message:
+    """A salesperson's reply: stored, logged as an interaction, pushed to the visitor in real time."""
+    now = now or timezone.now()
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": "Write a reply first."})
+    if len(text) > 4000:
+        raise ValidationError({"text": "Replies are limited to 4000 characters."})
+    if conversation.status != ConversationStatus.HUMAN or conversation.agent_id != user.pk:
+        conversation = take_over(conversation=conversation, user=user, now=now)
+    message = Message.objects.create(
+        conversation=conversation, sender=Sender.AGENT, text=text, agent=user, created_at=now
+    )
+    crm.record_interaction(
+        lead=conversation.lead_id,
+        kind="chat_message",
+        occurred_at=now,
+        payload={"text": text, "conversation_id": conversation.pk, "from": Sender.AGENT},
+        logged_by=user,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
+    _broadcast_messages(conversation, [message])
+    return message
+
+
+@transaction.atomic
+def record_page_view(
+    *, conversation: Conversation, url: str, title: str = "", now: datetime | None = None
+) -> None:
+    """The visitor moved to another page: a page-view interaction, and 'now on' for the agent."""
+    now = now or timezone.now()
+    url = (url or "").strip()[:500]
+    if not url.startswith(("http://", "https://", "/")):
+        raise ValidationError({"url": "Give the page's URL, e.g. https://example.com/pricing."})
+    title = (title or "").strip()[:200]
+    crm.record_interaction(
+        lead=conversation.lead_id,
+        kind="page_view",
+        occurred_at=now,
+        payload={"url": url, "title": title, "via": "chat_widget"},
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(current_url=url, current_title=title)
+    _touch_live(conversation.lead_id, now)
+    event = {
+        "type": "chat.page",
+        "conversation": conversation.pk,
+        "url": url,
+        "title": title,
+        "at": now.isoformat(),
+    }
+    transaction.on_commit(partial(_send, (lead_group(conversation.lead_id),), event), robust=True)
+
+
+def heartbeat(*, conversation: Conversation, now: datetime | None = None) -> None:
+    """The widget is open: keep the lead 'live now' for another couple of minutes."""
+    if conversation.status != ConversationStatus.CLOSED:
+        _touch_live(conversation.lead_id, now or timezone.now())
+
+
+@transaction.atomic
+def record_feedback(
+    *, conversation: Conversation, message_id: int, helpful: bool, now: datetime | None = None
+) -> list[Message]:
+    """'Did that help?': stored on the bot answer; a 'no' flags the question as unanswered."""
+    now = now or timezone.now()
+    answer = conversation.messages.filter(pk=message_id, sender=Sender.BOT).first()
+    if answer is None:
+        raise ValidationError({"message": "No bot answer with that id in this conversation."})
+    answer.helpful = helpful
+    answer.save(update_fields=["helpful"])
+    if helpful:
+        return []
+    question = conversation.messages.filter(sender=Sender.VISITOR, id__lt=answer.pk).order_by("-id").first()
+    if question is not None:
+        Message.objects.filter(pk=question.pk).update(unanswered=True, confidence=answer.confidence)
+    reply = _bot_message(
+        conversation,
+        "Sorry about that. Could you rephrase, or would you like a person?",
+        now,
+        actions=[bot.HUMAN_ACTION],
+    )
+    _broadcast_messages(conversation, [reply])
+    return [reply]
+
+
+@transaction.atomic
+def close_conversation(
+    *, conversation: Conversation, rating: int | None = None, comment: str = "", now: datetime | None = None
+) -> Conversation:
+    """The visitor ended the chat (optionally rating it 1–5); the lead is no longer live."""
+    now = now or timezone.now()
+    if rating is not None and not (1 <= int(rating) <= 5):
+        raise ValidationError({"rating": "Rate from 1 to 5."})
+    conversation.status = ConversationStatus.CLOSED
+    conversation.closed_at = now
+    if rating is not None:
+        conversation.rating = int(rating)
+    if comment:
+        conversation.rating_comment = comment.strip()[:2000]
+    conversation.save(update_fields=["status", "closed_at", "rating", "rating_comment"])
+    Lead.objects.filter(pk=conversation.lead_id).update(live_until=None)
+    _broadcast_status(conversation, event="closed")
+    return conversation
+
+
+def proactive_for(site: Site, *, lead: Lead | None) -> list[dict[str, Any]]:
+    """Proactive messages the widget may show: all-visitor ones, plus the visitor's segments' ones."""
+    messages = ProactiveMessage.objects.filter(site=site, active=True)
+    segments = set()
+    if lead is not None:
+        segments = set(SegmentMembership.objects.filter(lead=lead).values_list("segment_id", flat=True))
+    return [
+        {"text": m.text, "url_contains": m.url_contains, "delay_seconds": m.delay_seconds}
+        for m in messages
+        if m.segment_id is None or m.segment_id in segments
+    ]
+
+
+# --- Demo -------------------------------------------------------------------------------------------
+
+DEMO_SITE_KEY = "pk_demo_rosas_bakery"
+
+DEMO_FAQ: list[tuple[str, list[str], str]] = [
+    (
+        "What are your opening hours?",
+        ["When are you open?", "Are you open on Sunday?", "What time do you close?", "opening times"],
+        "We're open every day 8:00–20:00. The café kitchen closes at 19:00.",
+    ),
+    (
+        "Where are you located?",
+        ["What is your address?", "How do I find you?", "where is the bakery", "directions"],
+        "Rosa's Bakery is at Marktstraße 12, 10115 Berlin, next to the flower market.",
+    ),
+    (
+        "Is there parking nearby?",
+        ["Where can I park?", "car park", "parking spaces"],
+        "There are free parking spaces behind the building, and a public car park 100 m away.",
+    ),
+    (
+        "Do you deliver?",
+        ["Can you deliver to my home?", "delivery area", "do you ship cakes", "home delivery cost"],
+        "We deliver within 10 km for €5 (free over €60). Order by 18:00 for next-day delivery.",
+    ),
+    (
+        "Can I order a custom cake?",
+        ["Do you make birthday cakes?", "personalised cake", "cake with a photo", "order a cake for a party"],
+        "Yes! Custom cakes start at €35. Order at least 3 days ahead; tell us the size, flavour and design.",
+    ),
+    (
+        "Do you make wedding cakes?",
+        ["wedding cake prices", "tiered cake for a wedding", "cake tasting for wedding"],
+        "We do: tiered wedding cakes from €250, with a free tasting session. Book 6–8 weeks ahead.",
+    ),
+    (
+        "Do you have gluten-free options?",
+        ["gluten free bread", "coeliac friendly", "celiac", "wheat-free cakes"],
+        "Yes, we bake gluten-free bread and two gluten-free cakes daily in a separate area.",
+    ),
+    (
+        "Do you have vegan products?",
+        ["vegan cakes", "dairy free", "egg-free", "plant based"],
+        "Several: vegan croissants, banana bread and a vegan chocolate cake. Ask for the daily list.",
+    ),
+    (
+        "How do you handle allergies?",
+        ["allergens", "nut allergy", "does it contain nuts", "allergy information"],
+        "Every product has an allergen card at the counter. Our kitchen handles nuts, so traces are possible.",
+    ),
+    (
+        "Which payment methods do you accept?",
+        ["Can I pay by card?", "do you accept credit cards", "do you take cash", "apple pay", "paypal"],
+        "Cash, all major cards, Apple Pay and Google Pay. Online orders can be paid by card or PayPal.",
+    ),
+    (
+        "Do you offer catering?",
+        ["catering for an office", "event catering", "breakfast for a meeting", "party platters"],
+        "Yes: breakfast and cake platters for 10–200 people. We need 48 hours' notice.",
+    ),
+    (
+        "Can I reserve a table?",
+        ["table booking", "book a table for brunch", "reservations"],
+        "Tables for 6 or more can be reserved; smaller groups are first come, first served.",
+    ),
+    (
+        "Do you sell gift cards?",
+        ["gift voucher", "gift certificate", "present for a friend"],
+        "Gift cards from €10 are sold in the shop and online, valid for 3 years.",
+    ),
+    (
+        "Do you have Wi-Fi?",
+        ["wifi password", "internet in the café", "can I work from the café"],
+        "Free Wi-Fi for café guests; ask the staff for today's password.",
+    ),
+    (
+        "Are dogs allowed?",
+        ["can I bring my dog", "pet friendly", "pets allowed"],
+        "Dogs are welcome on the terrace and in the café (not behind the counter). Water bowls are by the door.",
+    ),
+    (
+        "How far in advance should I order?",
+        ["last minute order", "same day cake", "order deadline"],
+        "Regular items: order by 18:00 the day before. Custom cakes: 3 days. Wedding cakes: 6–8 weeks.",
+    ),
+]
+
+
+@transaction.atomic
+def install_demo_site(*, origins: Sequence[str] = ()) -> Site:
+    """Create or refresh the demo bakery site (key pk_demo_rosas_bakery) with FAQ and proactive messages."""
+    allowed = ["http://127.0.0.1:8000", "http://localhost:8000", *origins]
+    site, _ = Site.objects.get_or_create(
+        public_key=DEMO_SITE_KEY,
+        defaults={"name": "Rosa's Bakery & Café", "timezone": "Europe/Berlin"},
+    )
+    site.allowed_origins = sorted(set(site.allowed_origins) | set(allowed))
+    site.business_hours = {day: [["08:00", "20:00"]] for day in bot.WEEKDAYS}
+    site.greetings = {
+        "morning": "Good morning{name}! Fresh croissants are out. How can I help?",
+        "afternoon": "Good afternoon{name}! Looking for a cake, an order or our café?",
+        "evening": "Good evening{name}! How can I help?",
+        "night": "Hello{name}! We're closed for the night, but I can answer questions.",
+    }
+    site.brand_color = "#a0452e"
+    site.privacy_text = (
+        "Rosa's Bakery stores your name and contact details only to answer your request, "
+        "and your marketing consent only if you give it. Ask us any time to delete them."
+    )
+    site.full_clean()
+    site.save()
+    for question, variants, answer in DEMO_FAQ:
+        FaqEntry.objects.update_or_create(
+            site=site,
+            question=question,
+            defaults={"variants": "\n".join(variants), "answer": answer, "active": True},
+        )
+    for text, url_contains, delay in [
+        ("Planning a celebration? Ask me about custom cakes.", "cakes", 5),
+        ("Hi! Questions about our bakery? I'm here to help.", "", 20),
+    ]:
+        ProactiveMessage.objects.update_or_create(
+            site=site,
+            text=text,
+            defaults={"url_contains": url_contains, "delay_seconds": delay, "active": True},
+        )
+    return site

@@ -1,0 +1,143 @@
+"""Staff pages of the website chat (live inbox, agent panel, reports) and the public demo site."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from chatbot import selectors, services
+from chatbot.models import Conversation, Site
+from leadcrm.models import Lead, is_manager
+from leadcrm.permissions import can_see_lead
+
+
+def _visible_lead(request: HttpRequest, lead_id: int) -> Lead:
+    lead = get_object_or_404(Lead, pk=lead_id)
+    if not can_see_lead(request.user, lead):
+        raise Http404("No such lead.")  # 404, not 403: ids of other people's leads do not leak
+    return lead
+
+
+def _visible_conversation(request: HttpRequest, conversation_id: int) -> Conversation:
+    conversation = get_object_or_404(Conversation.objects.select_related("lead", "site"), pk=conversation_id)
+    if not can_see_lead(request.user, conversation.lead):
+        raise Http404("No such conversation.")
+    return conversation
+
+
+def _panel(request: HttpRequest, lead: Lead, *, error: str = "", status: int = 200) -> HttpResponse:
+    conversation = selectors.latest_conversation(lead)
+    context = {
+        "lead": lead,
+        "conversation": conversation,
+        "messages": selectors.transcript(conversation) if conversation else [],
+        "trail": selectors.page_trail(lead),
+        "error": error,
+        "live": bool(lead.live_until and lead.live_until > timezone.now()),
+    }
+    return render(request, "chatbot/partials/agent_panel.html", context, status=status)
+
+
+@login_required
+@require_GET
+def agent_panel(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """The live chat of a lead as an HTML fragment (the lead page loads it with hx-get)."""
+    return _panel(request, _visible_lead(request, lead_id))
+
+
+@login_required
+@require_POST
+def take_over(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = _visible_conversation(request, conversation_id)
+    try:
+        services.take_over(conversation=conversation, user=request.user)
+    except ValidationError as exc:
+        return _panel(request, conversation.lead, error=" ".join(exc.messages), status=400)
+    return _panel(request, conversation.lead)
+
+
+@login_required
+@require_POST
+def agent_reply(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Post a reply; it reaches the visitor and the panel over the websocket."""
+    conversation = _visible_conversation(request, conversation_id)
+    try:
+        services.post_agent_message(
+            conversation=conversation, user=request.user, text=request.POST.get("text", "")
+        )
+    except ValidationError as exc:
+        return render(
+            request,
+            "chatbot/partials/reply_form.html",
+            {
+                "conversation": conversation,
+                "error": " ".join(exc.messages),
+                "text": request.POST.get("text", ""),
+            },
+            status=400,
+        )
+    return render(request, "chatbot/partials/reply_form.html", {"conversation": conversation})
+
+
+@login_required
+@require_GET
+def agent_messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    """Messages after `after` (JSON) so the panel can catch up after its websocket reconnects."""
+    conversation = _visible_conversation(request, conversation_id)
+    try:
+        after = int(request.GET.get("after", 0))
+    except ValueError:
+        return JsonResponse({"error": "after must be a whole number."}, status=400)
+    messages = conversation.messages.filter(id__gt=after).select_related("agent")[:200]
+    return JsonResponse(
+        {"status": conversation.status, "messages": [services.message_json(m) for m in messages]}
+    )
+
+
+@login_required
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    """Live chats (and chats waiting for a person) the user may see."""
+    conversations = selectors.live_conversations(user=request.user)
+    template = "chatbot/partials/inbox_list.html" if request.htmx else "chatbot/inbox.html"
+    return render(request, template, {"conversations": conversations, "selected": request.GET.get("lead")})
+
+
+@login_required
+@require_GET
+def reports(request: HttpRequest) -> HttpResponse:
+    """Managers: ratings by site and salesperson, FAQ feedback, and questions the bot could not answer."""
+    if not is_manager(request.user):
+        raise Http404("Reports are for managers.")
+    context = {
+        "by_site": selectors.ratings_by_site(),
+        "by_agent": selectors.ratings_by_agent(),
+        "faq_feedback": selectors.faq_feedback(),
+        "unanswered": selectors.unanswered_questions(),
+    }
+    return render(request, "chatbot/reports.html", context)
+
+
+DEMO_PAGES = {
+    "": ("Home", "Fresh bread, cakes and coffee in the heart of Berlin."),
+    "cakes": ("Cakes", "Birthday, wedding and custom cakes, baked to order."),
+    "visit": ("Visit us", "Marktstraße 12, open every day 8:00–20:00."),
+}
+
+
+@require_GET
+def demo_site(request: HttpRequest, page: str = "") -> HttpResponse:
+    """A small business's website with the chat widget pasted in (the demo of the embed)."""
+    if page not in DEMO_PAGES:
+        raise Http404("No such demo page.")
+    site = Site.objects.filter(public_key=services.DEMO_SITE_KEY).first() or services.install_demo_site()
+    title, lede = DEMO_PAGES[page]
+    return render(
+        request,
+        "chatbot/demo_site.html",
+        {"site": site, "title": title, "lede": lede, "page": page, "pages": DEMO_PAGES},
+    )
