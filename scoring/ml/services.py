@@ -1,15 +1,47 @@
-"""Predictive scoring services (filled in by the predictive-scoring work).
+"""Predictive scoring services: predict for a batch, train and promote, roll back, queue a retrain.
 
 `predict_for_leads` is what the rule-scoring pipeline calls in the same task as the rule score.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+import logging
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
+import joblib
 import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+from django.utils import timezone
+
+from leadcrm.models import CLOSED_STATUSES, Lead
+from scoring.ml import pipeline
+from scoring.ml.features import (
+    build_batch,
+    custom_keys_in_use,
+    feature_labels,
+    is_protected,
+    labels_of,
+    training_leads,
+)
+from scoring.ml.models import (
+    MlSettings,
+    ModelVersion,
+    PredictionSnapshot,
+    ProtectedAttribute,
+    RunState,
+    TrainingRun,
+    VersionStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+HOLDOUT_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -20,6 +52,380 @@ class Predictions:
     model_version_id: int
 
 
-def predict_for_leads(lead_ids: Sequence[int], *, now: datetime) -> Predictions | None:
-    """Probabilities and reasons from the promoted model; None while no model is promoted (cold start)."""
-    return None
+# --- Prediction -------------------------------------------------------------------------------
+
+_cache_lock = threading.Lock()
+_cache: dict[str, object] = {"id": None, "scorer": None}
+
+
+def load_promoted() -> tuple[int, pipeline.Scorer] | None:
+    """The promoted model, unpickled once per process and reloaded when another version is promoted."""
+    version_id = ModelVersion.objects.filter(is_promoted=True).values_list("id", flat=True).first()
+    if version_id is None:
+        return None
+    with _cache_lock:
+        if _cache["id"] != version_id:
+            blob = ModelVersion.objects.filter(pk=version_id).values_list("artifact", flat=True).first()
+            if blob is None:
+                return None
+            _cache["scorer"] = joblib.load(io.BytesIO(bytes(blob)))
+            _cache["id"] = version_id
+        return version_id, _cache["scorer"]  # type: ignore[return-value]
+
+
+def predict_for_leads(lead_ids: Sequence[int], *, now: datetime, snapshot: bool = True) -> Predictions | None:
+    """Probabilities and reasons from the promoted model; None while no model is promoted (cold start).
+
+    Set-based for the whole batch: a few aggregate queries, one encode, one predict pinned to one
+    thread. Predictions for open leads are snapshotted with their time (one bulk insert) so that
+    accuracy can be judged honestly once outcomes arrive.
+    """
+    loaded = load_promoted()
+    if loaded is None:
+        return None
+    version_id, scorer = loaded
+    weight = float(MlSettings.load().blend_weight)
+    ids = np.asarray(list(lead_ids), dtype=np.int64)
+    probability = np.full(len(ids), np.nan)
+    factors: list[list[dict]] = [[] for _ in range(len(ids))]
+    if len(ids):
+        custom_keys = [
+            name.removeprefix("custom.") for name in scorer.schema.names if name.startswith("custom.")
+        ]
+        batch = build_batch(
+            Lead.objects.filter(pk__in=ids.tolist()), now=now, custom_keys=custom_keys, order=ids.tolist()
+        )
+        X = scorer.schema.encode(batch.frame)
+        p, effects = scorer.explain(X)
+        reasons = scorer.factors(X, effects)
+        position = pd.Index(ids).get_indexer(batch.lead_ids)
+        probability[position] = p
+        for pos, row in zip(position.tolist(), reasons, strict=True):
+            factors[pos] = row
+        if snapshot:
+            snapshot_predictions(batch, p, version_id=version_id, now=now)
+    return Predictions(probability=probability, factors=factors, weight=weight, model_version_id=version_id)
+
+
+def snapshot_predictions(batch: object, probability: np.ndarray, *, version_id: int, now: datetime) -> int:
+    """Store one snapshot per open lead of the batch in a single set-based insert; returns the count."""
+    open_ = ~np.isin(batch.status, [str(s) for s in CLOSED_STATUSES])  # type: ignore[attr-defined]
+    if not open_.any():
+        return 0
+    rows = pd.DataFrame(
+        {
+            "lead_id": batch.lead_ids[open_],  # type: ignore[attr-defined]
+            "version_id": version_id,
+            "predicted_at": now.isoformat(),
+            "probability": np.round(probability[open_], 6),
+            "rule_score": batch.rule_score[open_],  # type: ignore[attr-defined]
+            "grade": batch.grade[open_],  # type: ignore[attr-defined]
+        }
+    )
+    if connection.vendor == "postgresql":
+        table = PredictionSnapshot._meta.db_table
+        data = rows.to_csv(index=False, header=False).encode()
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(
+                f"COPY {table} (lead_id, version_id, predicted_at, probability, rule_score, grade) "
+                "FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (grade))"
+            ) as copy,
+        ):
+            copy.write(data)
+    else:
+        PredictionSnapshot.objects.bulk_create(
+            [
+                PredictionSnapshot(
+                    lead_id=int(r.lead_id),
+                    version_id=version_id,
+                    predicted_at=now,
+                    probability=float(r.probability),
+                    rule_score=float(r.rule_score),
+                    grade=str(r.grade),
+                )
+                for r in rows.itertuples(index=False)
+            ],
+            batch_size=1000,
+        )
+    return int(open_.sum())
+
+
+# --- Training ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    state: str  # RunState value
+    message: str
+    version: ModelVersion | None = None
+
+
+def protected_attributes() -> list[str]:
+    return list(ProtectedAttribute.objects.values_list("name", flat=True))
+
+
+def outcome_counts(*, now: datetime | None = None) -> tuple[int, int]:
+    """(won, lost-or-disqualified) leads the model could learn from."""
+    leads = training_leads(until=now)
+    won = leads.filter(status="won").count()
+    return won, leads.count() - won
+
+
+def cold_start_message(won: int, lost: int, needed: int) -> str:
+    return (
+        f"Not enough outcomes to learn from yet: {won} won and {lost} lost or disqualified leads; "
+        f"the model needs at least {needed} of each. Leads are ranked by the rule score alone until then."
+    )
+
+
+def training_data(*, now: datetime | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict]:
+    """(features, labels, closing day, dropped protected columns) of every lead with an outcome."""
+    protected = protected_attributes()
+    leads = training_leads(until=now)
+    keys = [k for k in custom_keys_in_use(leads) if not is_protected(k, protected)]
+    batch = build_batch(leads, now=None, custom_keys=keys)
+    frame = batch.frame
+    dropped = {c: "protected attribute" for c in frame.columns if is_protected(c, protected)}
+    frame = frame.drop(columns=list(dropped))
+    return frame, labels_of(batch.status), batch.cutoff, dropped
+
+
+def train_and_promote(
+    *,
+    now: datetime | None = None,
+    run: TrainingRun | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> TrainingOutcome:
+    """Train on every outcome so far, gate on the newest outcomes, promote if not worse. Synchronous.
+
+    Cold start (fewer than the configured won or lost leads) trains nothing and says why. The held-out
+    set is the newest 20% of outcomes (a time split), so the gate and its figure are not flattered
+    by conversion rates drifting over time; the promoted artifact is then refit on all outcomes.
+    """
+    now = now or timezone.now()
+    report = progress or (lambda _share, _msg: None)
+    settings = MlSettings.load()
+    won, lost = outcome_counts(now=now)
+    needed = settings.min_outcomes_per_class
+    if won < needed or lost < needed:
+        return TrainingOutcome(RunState.COLD_START, cold_start_message(won, lost, needed))
+
+    report(0.02, "Building features from the CRM")
+    frame, y, cutoff, protected_dropped = training_data(now=now)
+    labels, formats, numeric = feature_labels()
+    labels.update(
+        {
+            c: c.removeprefix("custom.").replace("_", " ").capitalize()
+            for c in frame
+            if c.startswith("custom.")
+        }
+    )
+    train, holdout = time_split(cutoff, y)
+    report(0.1, "Selecting the model")
+    folds = 5 if len(train) <= 20_000 else 3
+    scorer = pipeline.select_and_fit(
+        frame.iloc[train].reset_index(drop=True),
+        y[train],
+        folds=folds,
+        labels=labels,
+        formats=formats,
+        numeric=numeric & set(frame.columns),
+        progress=lambda share, msg: report(0.1 + 0.65 * share, msg),
+    )
+    scorer.metrics["dropped_columns"].update(protected_dropped)
+    X_hold = scorer.schema.encode(frame.iloc[holdout])
+    new_figures = pipeline.evaluate(y[holdout], scorer.predict_proba(X_hold))
+    promote, decision, current_figures = promotion_gate(
+        scorer, new_figures, frame, y, cutoff, holdout, tolerance=settings.promotion_tolerance
+    )
+    scorer.metrics.update(
+        {
+            "time_split": {**new_figures, "rows": int(len(holdout)), "train_rows": int(len(train))},
+            "current_on_holdout": current_figures,
+            "cv_on": "older 80% of outcomes",
+            "trained_until": float(np.nanmax(cutoff)) if promote else float(np.nanmax(cutoff[train])),
+        }
+    )
+    if promote:
+        report(0.8, "Refitting the chosen model on all outcomes")
+        final = pipeline.refit(scorer, frame, y)
+    else:
+        final = scorer
+    version = save_version(final, won=int(y.sum()), lost=int(len(y) - y.sum()), decision=decision)
+    if promote:
+        promote_version(version, now=now)
+    report(1.0, decision)
+    return TrainingOutcome(RunState.DONE, decision, version)
+
+
+def time_split(order: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of (older, newest HOLDOUT_SHARE) outcomes; a stratified random split if the newest lack a class."""
+    ranked = np.argsort(order, kind="stable")
+    cut = int(round(len(y) * (1 - HOLDOUT_SHARE)))
+    train, holdout = ranked[:cut], ranked[cut:]
+    if min(y[holdout].sum(), len(holdout) - y[holdout].sum()) < 5:
+        from sklearn.model_selection import train_test_split
+
+        train, holdout = train_test_split(
+            np.arange(len(y)), test_size=HOLDOUT_SHARE, stratify=y, random_state=0
+        )
+    return np.sort(train), np.sort(holdout)
+
+
+def promotion_gate(
+    candidate: pipeline.Scorer,
+    new: dict,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    cutoff: np.ndarray,
+    holdout: np.ndarray,
+    *,
+    tolerance: float,
+) -> tuple[bool, str, dict | None]:
+    """Promote unless the candidate is worse than the model in use on held-out outcomes.
+
+    Fair ground for both: the newest outcomes the current model never trained on. When too few such
+    outcomes exist, the candidate's held-out ROC-AUC is compared with the one the current model
+    recorded on its own held-out outcomes when it was trained.
+    """
+    current = load_promoted()
+    if current is None:
+        return True, f"Promoted: first model (held-out ROC-AUC {new['roc_auc']:.3f}).", None
+    current_id, current_scorer = current
+    trained_until = current_scorer.metrics.get("trained_until", np.inf)
+    unseen = holdout[cutoff[holdout] > trained_until]
+    y_unseen = y[unseen]
+    if len(unseen) >= 20 and min(y_unseen.sum(), len(y_unseen) - y_unseen.sum()) >= 5:
+        X = current_scorer.schema.encode(frame.iloc[unseen])
+        theirs = pipeline.evaluate(y_unseen, current_scorer.predict_proba(X))
+        ours = pipeline.evaluate(
+            y_unseen, candidate.predict_proba(candidate.schema.encode(frame.iloc[unseen]))
+        )
+        where = f"the {len(unseen)} newest outcomes neither model trained on"
+    else:
+        theirs = current_scorer.metrics.get("time_split") or {
+            "roc_auc": current_scorer.metrics.get("roc_auc", 0.0)
+        }
+        ours = new
+        where = "each model's own held-out newest outcomes (too few outcomes are new since the current model)"
+    promote = ours["roc_auc"] >= theirs["roc_auc"] - tolerance
+    verb = "Promoted" if promote else "Not promoted"
+    decision = (
+        f"{verb}: held-out ROC-AUC {ours['roc_auc']:.3f} against {theirs['roc_auc']:.3f} "
+        f"for the current model #{current_id}, on {where}."
+    )
+    return promote, decision, theirs
+
+
+def save_version(scorer: pipeline.Scorer, *, won: int, lost: int, decision: str) -> ModelVersion:
+    """Store a fitted scorer with its figures as a new (not yet promoted) version."""
+    blob = io.BytesIO()
+    joblib.dump(scorer, blob, compress=3)
+    promoted = decision.startswith("Promoted")
+    return ModelVersion.objects.create(
+        algorithm=scorer.kind,
+        features=scorer.schema.names,
+        training_rows=int(scorer.metrics.get("rows", won + lost)),
+        won=won,
+        lost=lost,
+        metrics=scorer.metrics,
+        artifact=blob.getvalue(),
+        status=VersionStatus.CANDIDATE if promoted else VersionStatus.REJECTED,
+        decision=decision,
+    )
+
+
+@transaction.atomic
+def promote_version(version: ModelVersion, *, now: datetime | None = None) -> None:
+    """Make this version the one in use (also how the admin rolls back to an older one)."""
+    now = now or timezone.now()
+    ModelVersion.objects.filter(is_promoted=True).exclude(pk=version.pk).update(
+        is_promoted=False, status=VersionStatus.RETIRED
+    )
+    ModelVersion.objects.filter(pk=version.pk).update(
+        is_promoted=True, status=VersionStatus.PROMOTED, promoted_at=now
+    )
+    version.refresh_from_db()
+    transaction.on_commit(_rescore_everyone, robust=True)  # robust: the broker may be down
+
+
+def _rescore_everyone() -> None:
+    # New probabilities for every lead: the rule-scoring app owns the full recompute.
+    from scoring import services as scoring_services
+
+    schedule = getattr(scoring_services, "schedule_recompute", None)
+    if schedule is None:
+        logger.info("Model promoted; scores pick up the new model on their next rescore")
+        return
+    schedule(reason="A new predictive model was promoted")
+
+
+def rollback(*, to: ModelVersion | None = None) -> ModelVersion | None:
+    """Promote `to`, or else the version promoted before the current one; returns what is now in use."""
+    if to is None:
+        current = ModelVersion.objects.filter(is_promoted=True).first()
+        previous = ModelVersion.objects.filter(promoted_at__isnull=False).exclude(is_promoted=True)
+        if current is not None:
+            previous = previous.filter(created_at__lt=current.created_at)
+        to = previous.order_by("-promoted_at").first()
+    if to is None:
+        return None
+    promote_version(to)
+    return to
+
+
+# --- Retrain runs -----------------------------------------------------------------------------
+
+
+def request_retrain() -> TrainingRun:
+    """Queue a retrain after commit, unless one is already queued or running (then return that one)."""
+    from scoring.ml.tasks import retrain_model
+
+    active = TrainingRun.objects.filter(state__in=[RunState.QUEUED, RunState.RUNNING]).first()
+    if active is not None:
+        return active
+    run = TrainingRun.objects.create()
+    transaction.on_commit(partial(retrain_model.delay, run.pk), robust=True)
+    return run
+
+
+def run_training(run_id: int) -> TrainingRun | None:
+    """Carry out one queued run, recording progress and its outcome on the run row."""
+    claimed = TrainingRun.objects.filter(pk=run_id, state=RunState.QUEUED).update(
+        state=RunState.RUNNING, started_at=timezone.now(), message="Starting"
+    )
+    if not claimed:
+        return None  # already taken by another worker, or finished
+
+    def progress(share: float, message: str) -> None:
+        TrainingRun.objects.filter(pk=run_id).update(
+            progress=round(min(max(share, 0), 1), 3), message=message[:300]
+        )
+
+    try:
+        outcome = train_and_promote(progress=progress)
+    except Exception as exc:
+        logger.exception("Training run %s failed", run_id)
+        TrainingRun.objects.filter(pk=run_id).update(
+            state=RunState.FAILED, finished_at=timezone.now(), message=f"Failed: {exc}"[:300]
+        )
+        return TrainingRun.objects.get(pk=run_id)
+    TrainingRun.objects.filter(pk=run_id).update(
+        state=outcome.state,
+        finished_at=timezone.now(),
+        progress=1.0,
+        message=outcome.message[:300],
+        version=outcome.version,
+    )
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def set_blend_weight(weight: float) -> MlSettings:
+    """Change the share of the probability in the queue priority (0–1)."""
+    if not 0 <= weight <= 1:
+        raise ValueError("The blend weight must be between 0 and 1.")
+    settings = MlSettings.load()
+    settings.blend_weight = weight
+    settings.save(update_fields=["blend_weight"])
+    return settings

@@ -1,0 +1,331 @@
+"""CRM features for a batch of leads, built set-based: a few aggregate queries, then numpy/pandas.
+
+Each lead is described as of a cutoff: `now` when predicting, and its own `closed_at` when it is a
+training example, so a model only ever learns from what was known before the outcome. Status,
+closing fields, lost reason, owner and the score fields written after closing never become
+features; the rule-score parts of a closed lead come from its last score snapshot before closing.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+from django.db.models import Count, F, FloatField, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, TruncDate
+
+from leadcrm.models import Interaction, InteractionKind, Lead, LeadSource, LeadStatus, RevenueBand
+from scoring.models import ScoreSnapshot
+
+WINDOWS = (7, 30, 90)
+HALF_LIFE_DAYS = 14.0
+MAX_CUSTOM_KEYS = 30
+OUTCOME_STATUSES = (LeadStatus.WON, LeadStatus.LOST, LeadStatus.DISQUALIFIED)
+FREE_MAIL = frozenset(
+    [
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "icloud.com",
+        "aol.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "proton.me",
+        "protonmail.com",
+        "mail.ru",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+    ]
+)
+
+# Lead fields that are features (as the category words a salesperson knows).
+LEAD_CATEGORIES = {
+    "source": "Source",
+    "industry": "Industry",
+    "annual_revenue_band": "Revenue",
+    "job_title": "Job title",
+    "country": "Country",
+    "preferred_language": "Language",
+    "utm_source": "Campaign source",
+    "utm_medium": "Campaign medium",
+    "utm_campaign": "Campaign",
+}
+CHOICE_LABELS = {"source": dict(LeadSource.choices), "annual_revenue_band": dict(RevenueBand.choices)}
+# Never features: decided at or after closing, or who works the lead rather than who the lead is.
+EXCLUDED_FIELDS = frozenset(
+    {
+        "status",
+        "status_changed_at",
+        "qualified_at",
+        "closed_at",
+        "lost_reason",
+        "owner",
+        "ml_probability",
+        "ml_factors",
+        "priority",
+        "score_breakdown",
+        "grade",
+        "scored_at",
+        "rescore_requested_at",
+        "updated_at",
+        "live_until",
+        "last_activity_at",
+    }
+)
+
+
+@dataclass
+class Batch:
+    """Features of a batch of leads, in the order asked, with what the reports need beside them."""
+
+    lead_ids: np.ndarray
+    frame: pd.DataFrame
+    status: np.ndarray
+    rule_score: np.ndarray
+    grade: np.ndarray
+    cutoff: np.ndarray  # days since 1970 each lead is described as of (closed_at when training)
+
+
+def feature_labels() -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """(labels, explanation formats, numeric column names) of the CRM's own features."""
+    labels = dict(LEAD_CATEGORIES)
+    formats: dict[str, str] = {}
+    numeric: set[str] = set()
+
+    def add(name: str, label: str, fmt: str) -> None:
+        labels[name], formats[name] = label, fmt
+        numeric.add(name)
+
+    add("employee_count", "Employees", "{v:,.0f} employees")
+    add("lead_age_days", "Days since the lead arrived", "Arrived {v:.0f} days before")
+    for kind in InteractionKind:
+        for window in WINDOWS:
+            add(
+                f"{kind.slug}_{window}d",
+                f"{kind.label} ({window} days)",
+                f"{{v:.0f}} × {kind.label.lower()} in {window} days",
+            )
+    add("touches_total", "Interactions in all", "{v:.0f} interactions in all")
+    add("days_since_last_touch", "Days since the last activity", "Last activity {v:.0f} days ago")
+    add("days_since_first_touch", "Days since the first touch", "First touch {v:.0f} days ago")
+    add("engagement_decayed", "Recent engagement", "Recent engagement {v:.1f} (decayed)")
+    add("web_minutes", "Time on the site", "Spent {v:.0f} min on the site")
+    add("sentiment_mean", "Chat tone", "Chat tone {v:+.2f}")
+    add("sentiment_min", "Most negative chat message", "Most negative chat message {v:+.2f}")
+    add("rule_fit_score", "Rule fit score", "Rule fit score {v:.0f}")
+    add("rule_engagement_score", "Rule engagement score", "Rule engagement score {v:.0f}")
+    labels["email_kind"] = "Email"
+    labels["has_phone"] = "Phone number given"
+    labels["marketing_consent"] = "Marketing consent"
+    return labels, formats, numeric
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.casefold())
+
+
+def is_protected(name: str, protected: Sequence[str]) -> bool:
+    """True when a feature name (lead field or `custom.<key>`) is a protected attribute."""
+    key = _norm(name.removeprefix("custom."))
+    return any(key == _norm(p) for p in protected)
+
+
+def custom_keys_in_use(leads: QuerySet, *, sample: int = 5000) -> list[str]:
+    """The custom attribute names common enough to learn from (seen on ≥ 1% of a sample)."""
+    counts: Counter[str] = Counter()
+    rows = list(leads.order_by("-id").values_list("custom", flat=True)[:sample])
+    for custom in rows:
+        if isinstance(custom, dict):
+            counts.update(k for k in custom if isinstance(k, str))
+    floor = max(1, int(0.01 * len(rows)))
+    return [k for k, c in counts.most_common(MAX_CUSTOM_KEYS) if c >= floor]
+
+
+def fetch_frame(qs: QuerySet, names: Sequence[str]) -> pd.DataFrame:
+    """Rows of a values_list query as a DataFrame; PostgreSQL streams them with COPY (fast)."""
+    qs = qs.values_list(*names)
+    if connection.vendor == "postgresql":
+        sql, params = qs.query.sql_with_params()
+        buffer = io.BytesIO()
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy,
+        ):
+            for chunk in copy:
+                buffer.write(chunk)
+        buffer.seek(0)
+        if not buffer.getbuffer().nbytes:
+            return pd.DataFrame(columns=list(names))
+        return pd.read_csv(
+            buffer, header=None, names=list(names), dtype=str, keep_default_na=False, na_values=[""]
+        )
+    return pd.DataFrame.from_records(list(qs), columns=list(names))
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    """Datetimes (or ISO strings) to float days since 1970; NaN where missing."""
+    when = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    return ((when - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds() / 86400.0).to_numpy(dtype=float)
+
+
+def _bool(values: pd.Series) -> np.ndarray:
+    return values.map(lambda v: v in (True, "t", "true", "True", 1, "1")).to_numpy(dtype=bool)
+
+
+def build_batch(
+    leads: QuerySet,
+    *,
+    now: datetime | None,
+    custom_keys: Sequence[str],
+    order: Sequence[int] | None = None,
+) -> Batch:
+    """Features of `leads` as of `now`, or as of each lead's closed_at when `now` is None (training)."""
+    training = now is None
+    annotations: dict = {f"c__{i}": KT(f"custom__{key}") for i, key in enumerate(custom_keys)}
+    if training:
+        before_close = ScoreSnapshot.objects.filter(lead=OuterRef("pk"), taken_at__lt=OuterRef("closed_at"))
+        before_close = before_close.order_by("-taken_at")
+        annotations["r_fit"] = Subquery(before_close.values("fit_score")[:1])
+        annotations["r_eng"] = Subquery(before_close.values("engagement_score")[:1])
+    else:
+        annotations["r_fit"] = F("fit_score")
+        annotations["r_eng"] = F("engagement_score")
+    names = [
+        "id",
+        "status",
+        "rule_score",
+        "grade",
+        "closed_at",
+        "created_at",
+        "email",
+        "phone",
+        "employee_count",
+        "marketing_consent",
+        "marketing_consent_at",
+        *LEAD_CATEGORIES,
+        *annotations,
+    ]
+    rows = fetch_frame(leads.annotate(**annotations).order_by(), names)
+    if order is not None:  # the caller's order; ids not found are left out here and NaN upstream
+        position = pd.Series(np.arange(len(order)), index=pd.Index(order))
+        rows = rows.assign(_pos=position.reindex(rows["id"].astype(np.int64)).to_numpy())
+        rows = rows.sort_values("_pos", kind="stable").drop(columns="_pos")
+    rows = rows.reset_index(drop=True)
+    n = len(rows)
+    ids = rows["id"].astype(np.int64).to_numpy()
+    now_days = np.nan if training else _days(pd.Series([now]))[0]
+    cutoff = _days(rows["closed_at"]) if training else np.full(n, now_days)
+
+    frame: dict[str, object] = {}
+    for name in LEAD_CATEGORIES:
+        values = rows[name].astype(object).where(rows[name].notna(), None)
+        if name in CHOICE_LABELS:
+            values = values.map(lambda v, m=CHOICE_LABELS[name]: m.get(v, v))
+        frame[name] = values.to_numpy(dtype=object)
+    frame["employee_count"] = pd.to_numeric(rows["employee_count"], errors="coerce").to_numpy(dtype=float)
+    frame["lead_age_days"] = np.maximum(cutoff - _days(rows["created_at"]), 0)
+    email = rows["email"].fillna("").astype(str)
+    domain = email.str.rpartition("@")[2].str.casefold()
+    frame["email_kind"] = np.where(
+        email == "", "none", np.where(domain.isin(FREE_MAIL), "free mail", "company")
+    )
+    frame["has_phone"] = np.where(rows["phone"].fillna("").astype(str).str.strip() != "", "yes", "no")
+    consent_at = _days(rows["marketing_consent_at"])
+    consented = _bool(rows["marketing_consent"]) & (np.isnan(consent_at) | (consent_at < cutoff))
+    frame["marketing_consent"] = np.where(consented, "yes", "no")
+    frame["rule_fit_score"] = pd.to_numeric(rows["r_fit"], errors="coerce").to_numpy(dtype=float)
+    frame["rule_engagement_score"] = pd.to_numeric(rows["r_eng"], errors="coerce").to_numpy(dtype=float)
+    for i, key in enumerate(custom_keys):
+        frame[f"custom.{key}"] = rows[f"c__{i}"].to_numpy(dtype=object)
+
+    interactions = Interaction.objects.filter(lead__in=leads.values("pk"))
+    if training:
+        interactions = interactions.filter(occurred_at__lt=F("lead__closed_at"))
+    else:
+        interactions = interactions.filter(occurred_at__lt=now)
+    frame.update(_interaction_features(interactions, ids, cutoff))
+    return Batch(
+        lead_ids=ids,
+        frame=pd.DataFrame(frame),
+        status=rows["status"].astype(str).to_numpy(),
+        rule_score=pd.to_numeric(rows["rule_score"], errors="coerce").fillna(0).to_numpy(dtype=float),
+        grade=rows["grade"].fillna("").astype(str).to_numpy(),
+        cutoff=cutoff,
+    )
+
+
+def _interaction_features(
+    interactions: QuerySet, ids: np.ndarray, cutoff: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Counts by kind and window, recency, first touch, decayed engagement, web time, chat tone."""
+    # One GROUP BY (lead, kind, day): rows scale with active days, not with events.
+    daily = interactions.annotate(day=TruncDate("occurred_at")).values("lead_id", "kind", "day")
+    daily = daily.annotate(
+        n=Count("id"),
+        s_sum=Sum("sentiment"),
+        s_n=Count("sentiment"),
+        s_min=Min("sentiment"),
+        secs=Sum(Cast(KT("payload__duration_s"), FloatField())),
+    ).order_by()
+    rows = fetch_frame(daily, ["lead_id", "kind", "day", "n", "s_sum", "s_n", "s_min", "secs"])
+    n_leads = len(ids)
+    out: dict[str, np.ndarray] = {}
+    lead_pos = pd.Index(ids).get_indexer(rows["lead_id"].astype(np.int64))
+    keep = lead_pos >= 0
+    rows, lead_pos = rows[keep], lead_pos[keep]
+    kind = rows["kind"].astype(np.int64).to_numpy()
+    count = rows["n"].astype(float).to_numpy()
+    age = np.floor(cutoff[lead_pos]) - _days(rows["day"])  # whole days before the cutoff
+    age = np.maximum(age, 0)
+    for k in InteractionKind:
+        hit = kind == k.value
+        for window in WINDOWS:
+            sel = hit & (age < window)
+            out[f"{k.slug}_{window}d"] = np.bincount(lead_pos[sel], weights=count[sel], minlength=n_leads)
+    out["touches_total"] = np.bincount(lead_pos, weights=count, minlength=n_leads)
+    last = np.full(n_leads, np.inf)
+    np.minimum.at(last, lead_pos, age)
+    first = np.full(n_leads, -np.inf)
+    np.maximum.at(first, lead_pos, age)
+    out["days_since_last_touch"] = np.where(np.isinf(last), np.nan, last)
+    out["days_since_first_touch"] = np.where(np.isinf(first), np.nan, first)
+    out["engagement_decayed"] = np.bincount(
+        lead_pos, weights=count * np.exp2(-age / HALF_LIFE_DAYS), minlength=n_leads
+    )
+    secs = pd.to_numeric(rows["secs"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    out["web_minutes"] = np.bincount(lead_pos, weights=secs, minlength=n_leads) / 60.0
+    s_n = pd.to_numeric(rows["s_n"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    s_sum = pd.to_numeric(rows["s_sum"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    total_n = np.bincount(lead_pos, weights=s_n, minlength=n_leads)
+    total = np.bincount(lead_pos, weights=s_sum, minlength=n_leads)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["sentiment_mean"] = np.where(total_n > 0, total / total_n, np.nan)
+    s_min = pd.to_numeric(rows["s_min"], errors="coerce").to_numpy(dtype=float)
+    lowest = np.full(n_leads, np.inf)
+    has = ~np.isnan(s_min)
+    np.minimum.at(lowest, lead_pos[has], s_min[has])
+    out["sentiment_min"] = np.where(np.isinf(lowest), np.nan, lowest)
+    return out
+
+
+def training_leads(*, until: datetime | None = None) -> QuerySet:
+    """Leads with an outcome and a closing time: won is positive, lost and disqualified negative."""
+    qs = Lead.objects.filter(status__in=OUTCOME_STATUSES, closed_at__isnull=False)
+    return qs.filter(closed_at__lte=until) if until else qs
+
+
+def labels_of(status: np.ndarray) -> np.ndarray:
+    return (status == LeadStatus.WON).astype(float)

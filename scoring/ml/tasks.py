@@ -1,0 +1,22 @@
+"""Celery entry points for predictive scoring: ids in, services called."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def retrain_model(run_id: int) -> None:
+    """Carry out one queued training run; a run already claimed or finished is left alone."""
+    from scoring.ml.services import run_training
+
+    run_training(run_id)
+
+
+@shared_task
+def weekly_retrain() -> None:
+    """Queue the scheduled retrain (Celery beat), unless one is already queued or running."""
+    from scoring.ml.services import request_retrain
+
+    request_retrain()
