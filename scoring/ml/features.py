@@ -8,7 +8,6 @@ features; the rule-score parts of a closed lead come from its last score snapsho
 
 from __future__ import annotations
 
-import io
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -18,9 +17,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 from django.db import connection
-from django.db.models import Count, F, FloatField, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Count, F, FloatField, Func, Min, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, TruncDate
+from django.db.models.functions import Cast, Floor
 
 from leadcrm.models import Interaction, InteractionKind, Lead, LeadSource, LeadStatus, RevenueBand
 from scoring.models import ScoreSnapshot
@@ -85,6 +85,22 @@ EXCLUDED_FIELDS = frozenset(
         "last_activity_at",
     }
 )
+
+
+class Epoch(Func):
+    """Seconds since 1970 of a datetime column, computed in the database (no per-value parsing here)."""
+
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler, connection, **extra):  # noqa: ANN001, ANN003
+        return self.as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", **extra
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):  # noqa: ANN001, ANN003
+        return self.as_sql(
+            compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS REAL)", **extra
+        )
 
 
 @dataclass
@@ -156,29 +172,28 @@ def custom_keys_in_use(leads: QuerySet, *, sample: int = 5000) -> list[str]:
 
 def fetch_frame(qs: QuerySet, names: Sequence[str]) -> pd.DataFrame:
     """Rows of a values_list query as a DataFrame; PostgreSQL streams them with COPY (fast)."""
-    qs = qs.values_list(*names)
-    if connection.vendor == "postgresql":
-        sql, params = qs.query.sql_with_params()
-        buffer = io.BytesIO()
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy,
-        ):
-            for chunk in copy:
-                buffer.write(chunk)
-        buffer.seek(0)
-        if not buffer.getbuffer().nbytes:
-            return pd.DataFrame(columns=list(names))
-        return pd.read_csv(
-            buffer, header=None, names=list(names), dtype=str, keep_default_na=False, na_values=[""]
+    # One plain cursor fetch: psycopg's C row loader beats both the ORM's model machinery and
+    # COPY's per-row messages for the tens of thousands of rows a chunk returns.
+    sql, params = qs.values_list(*names).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return pd.DataFrame.from_records(rows, columns=list(names), coerce_float=False)
+
+
+def leads_by_id(ids: Sequence[int]) -> QuerySet:
+    """Leads with these ids; on PostgreSQL one array parameter instead of a giant IN list."""
+    ids = [int(i) for i in ids]
+    if connection.vendor == "postgresql" and ids:
+        # The range lets the planner use the primary-key and (lead, time) indexes for chunks of ids.
+        return Lead.objects.filter(
+            pk__gte=min(ids), pk__lte=max(ids), pk__in=RawSQL("SELECT unnest(%s::bigint[])", [ids])
         )
-    return pd.DataFrame.from_records(list(qs), columns=list(names))
+    return Lead.objects.filter(pk__in=ids)
 
 
-def _days(values: pd.Series) -> np.ndarray:
-    """Datetimes (or ISO strings) to float days since 1970; NaN where missing."""
-    when = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-    return ((when - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds() / 86400.0).to_numpy(dtype=float)
+def _num(values: pd.Series) -> np.ndarray:
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
 def _bool(values: pd.Series) -> np.ndarray:
@@ -203,18 +218,18 @@ def build_batch(
     else:
         annotations["r_fit"] = F("fit_score")
         annotations["r_eng"] = F("engagement_score")
+    annotations["t_closed"] = Epoch("closed_at")
+    annotations["t_created"] = Epoch("created_at")
+    annotations["t_consent"] = Epoch("marketing_consent_at")
     names = [
         "id",
         "status",
         "rule_score",
         "grade",
-        "closed_at",
-        "created_at",
         "email",
         "phone",
         "employee_count",
         "marketing_consent",
-        "marketing_consent_at",
         *LEAD_CATEGORIES,
         *annotations,
     ]
@@ -226,8 +241,7 @@ def build_batch(
     rows = rows.reset_index(drop=True)
     n = len(rows)
     ids = rows["id"].astype(np.int64).to_numpy()
-    now_days = np.nan if training else _days(pd.Series([now]))[0]
-    cutoff = _days(rows["closed_at"]) if training else np.full(n, now_days)
+    cutoff = _num(rows["t_closed"]) / 86400.0 if training else np.full(n, now.timestamp() / 86400.0)
 
     frame: dict[str, object] = {}
     for name in LEAD_CATEGORIES:
@@ -236,14 +250,14 @@ def build_batch(
             values = values.map(lambda v, m=CHOICE_LABELS[name]: m.get(v, v))
         frame[name] = values.to_numpy(dtype=object)
     frame["employee_count"] = pd.to_numeric(rows["employee_count"], errors="coerce").to_numpy(dtype=float)
-    frame["lead_age_days"] = np.maximum(cutoff - _days(rows["created_at"]), 0)
+    frame["lead_age_days"] = np.maximum(cutoff - _num(rows["t_created"]) / 86400.0, 0)
     email = rows["email"].fillna("").astype(str)
     domain = email.str.rpartition("@")[2].str.casefold()
     frame["email_kind"] = np.where(
         email == "", "none", np.where(domain.isin(FREE_MAIL), "free mail", "company")
     )
     frame["has_phone"] = np.where(rows["phone"].fillna("").astype(str).str.strip() != "", "yes", "no")
-    consent_at = _days(rows["marketing_consent_at"])
+    consent_at = _num(rows["t_consent"]) / 86400.0
     consented = _bool(rows["marketing_consent"]) & (np.isnan(consent_at) | (consent_at < cutoff))
     frame["marketing_consent"] = np.where(consented, "yes", "no")
     frame["rule_fit_score"] = pd.to_numeric(rows["r_fit"], errors="coerce").to_numpy(dtype=float)
@@ -251,7 +265,16 @@ def build_batch(
     for i, key in enumerate(custom_keys):
         frame[f"custom.{key}"] = rows[f"c__{i}"].to_numpy(dtype=object)
 
-    interactions = Interaction.objects.filter(lead__in=leads.values("pk"))
+    if training:
+        interactions = Interaction.objects.filter(lead__in=leads.values("pk"))
+    else:  # the ids already fetched: an array parameter, bounded so the (lead, time) index is used
+        interactions = Interaction.objects.filter(
+            lead_id__gte=int(ids.min()) if n else 0,
+            lead_id__lte=int(ids.max()) if n else 0,
+            lead_id__in=RawSQL("SELECT unnest(%s::bigint[])", [ids.tolist()])
+            if connection.vendor == "postgresql"
+            else ids.tolist(),
+        )
     if training:
         interactions = interactions.filter(occurred_at__lt=F("lead__closed_at"))
     else:
@@ -272,7 +295,7 @@ def _interaction_features(
 ) -> dict[str, np.ndarray]:
     """Counts by kind and window, recency, first touch, decayed engagement, web time, chat tone."""
     # One GROUP BY (lead, kind, day): rows scale with active days, not with events.
-    daily = interactions.annotate(day=TruncDate("occurred_at")).values("lead_id", "kind", "day")
+    daily = interactions.annotate(day=Floor(Epoch("occurred_at") / 86400.0)).values("lead_id", "kind", "day")
     daily = daily.annotate(
         n=Count("id"),
         s_sum=Sum("sentiment"),
@@ -288,7 +311,7 @@ def _interaction_features(
     rows, lead_pos = rows[keep], lead_pos[keep]
     kind = rows["kind"].astype(np.int64).to_numpy()
     count = rows["n"].astype(float).to_numpy()
-    age = np.floor(cutoff[lead_pos]) - _days(rows["day"])  # whole days before the cutoff
+    age = np.floor(cutoff[lead_pos]) - _num(rows["day"])  # whole days before the cutoff
     age = np.maximum(age, 0)
     for k in InteractionKind:
         hit = kind == k.value

@@ -361,6 +361,10 @@ class LinearModel:
     def decision(self, X: np.ndarray) -> np.ndarray:
         return self.contributions(X).sum(axis=1) + self.base
 
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        contributions = self.contributions(X)
+        return contributions.sum(axis=1) + self.base, contributions
+
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact log-odds contribution of each column, relative to the average lead."""
         return self.coef[self._slots(X)] - self.block_means
@@ -429,6 +433,9 @@ class BoostedModel:
         self.fidelity = float(1 - np.mean((actual - approx) ** 2) / var) if var > 0 else 1.0
         return self.fidelity
 
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.decision(X), self.contributions(X)
+
     def contributions(self, X: np.ndarray) -> np.ndarray:
         out = np.empty(X.shape, dtype=float)
         for j, spec in enumerate(self.schema.columns):
@@ -483,6 +490,12 @@ class BlendModel:
         self.fidelity = float(1 - np.mean((actual - approx) ** 2) / var) if var > 0 else 1.0
         return self.fidelity
 
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a1, _, a2, _ = self.weights
+        linear, linear_parts = self.linear.explain(X)
+        boosted, boosted_parts = self.boosted.explain(X)
+        return self.combine(linear, boosted), 0.5 * (a1 * linear_parts + a2 * boosted_parts)
+
     def contributions(self, X: np.ndarray) -> np.ndarray:
         a1, _, a2, _ = self.weights
         return 0.5 * (a1 * self.linear.contributions(X) + a2 * self.boosted.contributions(X))
@@ -520,9 +533,8 @@ class Scorer:
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probability, per-column effects in calibrated log-odds) for each row."""
         with threadpool_limits(1):
-            raw = self.model.decision(X)
-            effects = self.model.contributions(X) * self.slope
-        return _sigmoid(self.slope * raw + self.intercept), effects
+            raw, effects = self.model.explain(X)
+        return _sigmoid(self.slope * raw + self.intercept), effects * self.slope
 
     def factors(self, X: np.ndarray, effects: np.ndarray, *, top: int = 4, min_effect: float = 0.05) -> list:
         """Per row, the strongest reasons in plain words: [{"feature","label","effect"}, …]."""

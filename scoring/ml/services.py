@@ -19,7 +19,7 @@ import pandas as pd
 from django.db import connection, transaction
 from django.utils import timezone
 
-from leadcrm.models import CLOSED_STATUSES, Lead
+from leadcrm.models import CLOSED_STATUSES
 from scoring.ml import pipeline
 from scoring.ml.features import (
     build_batch,
@@ -27,6 +27,7 @@ from scoring.ml.features import (
     feature_labels,
     is_protected,
     labels_of,
+    leads_by_id,
     training_leads,
 )
 from scoring.ml.models import (
@@ -92,9 +93,7 @@ def predict_for_leads(lead_ids: Sequence[int], *, now: datetime, snapshot: bool 
         custom_keys = [
             name.removeprefix("custom.") for name in scorer.schema.names if name.startswith("custom.")
         ]
-        batch = build_batch(
-            Lead.objects.filter(pk__in=ids.tolist()), now=now, custom_keys=custom_keys, order=ids.tolist()
-        )
+        batch = build_batch(leads_by_id(ids.tolist()), now=now, custom_keys=custom_keys, order=ids.tolist())
         X = scorer.schema.encode(batch.frame)
         p, effects = scorer.explain(X)
         reasons = scorer.factors(X, effects)
