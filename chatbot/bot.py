@@ -29,7 +29,7 @@ INTEREST_RE = re.compile(
     re.IGNORECASE,
 )
 LOCATION_RE = re.compile(
-    r"\bi(?:'m| am) (?:from|in|based in|located in)\s+(?P<city>[A-Z][\w' -]{1,40}?)(?:[.,!?]|$)",
+    r"\b[Ii](?:'m| am) (?:from|in|based in|located in)\s+(?P<city>[A-Z][\w' -]{1,40}?)(?:[.,!?]|$)",
 )
 GREETING_RE = re.compile(r"^\s*(hi|hello|hey|hallo|good (?:morning|afternoon|evening)|howdy)\b[\s!.]*$", re.I)
 THANKS_RE = re.compile(
@@ -219,7 +219,10 @@ def reply_to(text: str, *, state: BotState, hit: FaqHit | None, sentiment: float
             faq_id=hit.entry_id,
             confidence=confidence,
             unanswered=True,
-            actions=[{"type": "confirm", "faq": hit.entry_id, "label": "Yes, that"}, HUMAN_ACTION],
+            actions=[
+                {"type": "confirm", "faq": hit.entry_id, "text": hit.question, "label": "Yes, that"},
+                HUMAN_ACTION,
+            ],
             unsure_count=unsure,
             **base,
         )
@@ -239,7 +242,13 @@ def handoff_text(
 ) -> tuple[str, list[dict[str, Any]]]:
     """What the bot says when handing off: a person now, or a callback at the next opening."""
     if open_now:
-        return "I'm connecting you with a person now. They'll reply right here.", []
+        if has_contact:
+            return "I'm connecting you with a person now. They'll reply right here.", []
+        return (
+            "I'm connecting you with a person now; they'll reply right here. "
+            "If you like, leave your name and email so we can follow up.",
+            [{"type": "identify", "label": "Leave my details"}],
+        )
     if opens_at is None:
         return "We can't take live chats right now. Leave your email and we'll get back to you.", [
             {"type": "identify", "label": "Leave my details"}

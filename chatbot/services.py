@@ -150,6 +150,7 @@ def message_json(message: Message) -> dict[str, Any]:
         "agent": agent_name,
         "faq": message.faq_id,
         "helpful": message.helpful,
+        "client_id": message.client_id,
     }
 
 
@@ -869,7 +870,7 @@ def install_demo_site(*, origins: Sequence[str] = ()) -> Site:
         "morning": "Good morning{name}! Fresh croissants are out. How can I help?",
         "afternoon": "Good afternoon{name}! Looking for a cake, an order or our café?",
         "evening": "Good evening{name}! How can I help?",
-        "night": "Hello{name}! We're closed for the night, but I can answer questions.",
+        "night": "Hello{name}! Up late? I can answer questions about the bakery.",
     }
     site.brand_color = "#a0452e"
     site.privacy_text = (

@@ -1,0 +1,122 @@
+"""The chat end to end on a real ASGI server (HTTP + websockets): visitor widget ↔ agent panel."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.db import connections
+
+from chatbot import services
+from leadcrm.models import Lead
+from tests.browser.conftest import login
+from tests.factories import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ALWAYS_OPEN = {day: [["00:00", "00:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+@pytest.fixture
+def asgi_server(transactional_db: None, settings) -> Iterator[str]:  # noqa: ANN001
+    """Uvicorn serving leadcrm.asgi in a thread on a free loopback port (pytest-django's is WSGI-only)."""
+    import uvicorn
+
+    from leadcrm.asgi import application
+
+    # Connections opened by the server's worker threads must close after each request, or the
+    # test database could not be flushed/dropped at the end.
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+    connections.close_all()
+
+
+def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browser, asgi_server) -> None:  # noqa: ANN001
+    site = services.install_demo_site(origins=[asgi_server])
+    site.business_hours = ALWAYS_OPEN
+    site.save()
+    make_user("sam", first_name="Sam")
+
+    visitor = browser.new_context(viewport={"width": 1100, "height": 800})
+    visitor.set_default_timeout(10_000)
+    vpage = visitor.new_page()
+    vpage.goto(f"{asgi_server}/chat/demo/site/")
+    chat = vpage.locator("#leadcrm-chat")  # Playwright's CSS pierces the open shadow root
+    chat.get_by_role("button", name="Chat with us").click()
+    log = chat.get_by_role("log", name="Chat messages")
+    log.locator("li.bot").first.wait_for()
+
+    # An FAQ question gets the site's own answer.
+    chat.get_by_label("Your message").fill("Do you deliver to my home?")
+    chat.get_by_role("button", name="Send").click()
+    log.get_by_text("We deliver within 10 km").wait_for()
+
+    # Name and email, with the consent line and its checkbox.
+    chat.get_by_role("button", name="Leave my contact details").click()
+    form = chat.get_by_role("form", name="Your contact details")
+    assert "stores these details" in form.inner_text()
+    form.get_by_label("Name", exact=True).fill("Ada Lovelace")
+    form.get_by_label("Email", exact=True).fill("ada@example.com")
+    form.locator("input[name=contact_consent]").check()
+    form.get_by_role("button", name="Save my details").click()
+    log.get_by_text("Thanks, Ada!").wait_for()
+
+    # Ask for a human in words.
+    chat.get_by_label("Your message").fill("Can I talk to a human please?")
+    chat.get_by_role("button", name="Send").click()
+    log.get_by_text("connecting you with a person").wait_for()
+
+    lead = Lead.objects.get(email="ada@example.com")
+    assert lead.contact_consent
+    assert lead.contact_consent_at is not None
+    assert lead.first_name == "Ada"
+    assert lead.source == "chat"
+
+    # The salesperson sees the chat live, takes over and replies.
+    agent = browser.new_context(viewport={"width": 1280, "height": 860})
+    agent.set_default_timeout(10_000)
+    apage = agent.new_page()
+    login(apage, asgi_server, "sam")
+    apage.goto(f"{asgi_server}/chat/")
+    apage.get_by_role("link", name="Open chat").first.click()
+    panel = apage.locator("[data-chat-panel]")
+    panel.get_by_text("Do you deliver to my home?").wait_for()
+    assert "live now" in panel.inner_text()
+    panel.get_by_role("button", name="Take over").click()
+    apage.locator("[data-chat-panel]").get_by_text("Sam from our team has joined").wait_for()
+
+    # A new visitor message streams into the panel over the websocket.
+    chat.get_by_label("Your message").fill("<b>Are you there?</b>")
+    chat.get_by_role("button", name="Send").click()
+    apage.locator("[data-chat-panel]").get_by_text("<b>Are you there?</b>").wait_for()
+
+    apage.get_by_label("Reply to the visitor").fill("Hi Ada, Sam here. Yes, we deliver to you!")
+    apage.get_by_role("button", name="Send reply").click()
+
+    log.get_by_text("Hi Ada, Sam here. Yes, we deliver to you!").wait_for()
+    assert log.locator("li.agent").first.inner_text().startswith("Sam")
+    vpage.screenshot(path="/tmp/chat_widget.png")
+    apage.screenshot(path="/tmp/chat_agent.png", full_page=True)
+    lead.refresh_from_db()
+    assert lead.owner.username == "sam"
+    visitor.close()
+    agent.close()
