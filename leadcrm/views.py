@@ -1,21 +1,61 @@
-"""HTML views of the CRM: thin, they call selectors and services and render templates."""
+"""HTML views of the CRM: thin, they call selectors and services and render templates.
+
+HTMX requests get fragments (the queue table, one row, the lead panel); a direct visit or a
+history restore gets the whole page, so every URL also works as a plain link.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
 
-from leadcrm import selectors
+from leadcrm import charts, reports, selectors, services
+from leadcrm.forms import FollowUpForm, OutcomeForm, QueueFilterForm, ReportForm, TimelineFilterForm
+from leadcrm.models import FollowUp, InteractionKind, is_manager
+from leadcrm.outcomes import log_outcome
+from leadcrm.permissions import can_change_lead
+
+PER_PAGE = 50
+QUEUE_CHANGED = "queue-changed"  # HX-Trigger event: the queue table re-fetches itself
+
+
+def _is_fragment_request(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def _error_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+# --- Landing page -----------------------------------------------------------------------------
 
 
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """Landing page after login."""
-    return render(request, "leadcrm/home.html", {"summary": selectors.home_summary(user=request.user)})
+    """Landing page after login: counts, follow-ups due today, and the top of the queue."""
+    top = selectors.queue_page(selectors.lead_queue(user=request.user), per_page=5)
+    return render(
+        request,
+        "leadcrm/home.html",
+        {
+            "summary": selectors.home_summary(user=request.user),
+            "due": selectors.follow_ups_for(user=request.user, days_ahead=0),
+            "top": top.rows,
+        },
+    )
 
 
 @require_GET
@@ -24,3 +64,329 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"ok": True})
+
+
+# --- Queue ------------------------------------------------------------------------------------
+
+
+def _queue_context(request: HttpRequest) -> dict[str, Any]:
+    segments, owners = selectors.filter_choices(user=request.user)
+    form = QueueFilterForm(request.GET or None, segments=segments, owners=owners)
+    filters = form.valid_filters()
+    page_number = filters.pop("page", 1)
+    page = selectors.queue_page(
+        selectors.lead_queue(user=request.user, **filters), page=page_number, per_page=PER_PAGE
+    )
+    # The filters as a query string (no page): row links and the poller keep them.
+    kept = {
+        k: v
+        for k, v in request.GET.items()
+        if k in form.fields and k != "page" and k not in form.errors and v
+    }
+    filter_qs = urlencode(kept)
+    queue_url = reverse("leadcrm:queue") + (f"?{filter_qs}" if filter_qs else "")
+    page_qs = {**kept, "page": page.number}
+    return {
+        "form": form,
+        "page": page,
+        "filters": filters,
+        "filter_qs": filter_qs,
+        "queue_url": queue_url,
+        "page_url": reverse("leadcrm:queue") + "?" + urlencode(page_qs),
+        "next_url": reverse("leadcrm:queue") + "?" + urlencode({**kept, "page": page.number + 1}),
+        "prev_url": reverse("leadcrm:queue") + "?" + urlencode({**kept, "page": max(1, page.number - 1)}),
+        "sort_label": selectors.SORTS.get(filters.get("sort", "priority"), selectors.SORTS["priority"])[0],
+        "filter_errors": [f"{form.fields[f].label}: {e}" for f, errs in form.errors.items() for e in errs],
+        "now": timezone.now(),
+        "is_manager": is_manager(request.user),
+    }
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def queue(request: HttpRequest) -> HttpResponse:
+    """The prioritized queue; filters and the poller swap only the table."""
+    context = _queue_context(request)
+    status = 400 if context["filter_errors"] else 200
+    if _is_fragment_request(request):
+        return render(request, "leadcrm/partials/queue_table.html", context, status=status)
+    context["due_today"] = selectors.due_count(user=request.user)
+    return render(request, "leadcrm/queue.html", context, status=status)
+
+
+# --- Lead context -----------------------------------------------------------------------------
+
+
+def live_panel_url(lead_id: int) -> str | None:
+    """The chat app's agent panel for this lead, if the chat app provides one."""
+    try:
+        return reverse("chatbot:agent_panel", kwargs={"lead_id": lead_id})
+    except NoReverseMatch:
+        return None
+
+
+def _panel_context(
+    request: HttpRequest,
+    lead_id: int,
+    *,
+    outcome_form: OutcomeForm | None = None,
+    follow_up_form: FollowUpForm | None = None,
+) -> dict[str, Any]:
+    ctx = selectors.lead_context(user=request.user, lead_id=lead_id)
+    lead = ctx.lead
+    snapshots = ctx.snapshots
+    score_chart = charts.line_chart(
+        [(s.taken_at, s.rule_score) for s in snapshots],
+        y_min=min([0.0, *(s.rule_score for s in snapshots)]),
+        y_max=max([100.0, *(s.rule_score for s in snapshots)]),
+    )
+    probability_chart = charts.line_chart(
+        [(s.taken_at, 100 * s.ml_probability) for s in snapshots if s.ml_probability is not None],
+        y_min=0,
+        y_max=100,
+        fmt="{:.0f}%",
+    )
+    sentiment_chart = charts.line_chart(
+        [(at, value) for at, value, _ in ctx.sentiments], y_min=-1, y_max=1, fmt="{:+.2f}"
+    )
+    follow_up_form = follow_up_form or FollowUpForm(
+        initial={"due_at": timezone.now() + timezone.timedelta(days=1)}
+    )
+    due_value = (
+        follow_up_form.data.get("due_at", "")
+        if follow_up_form.is_bound
+        else timezone.localtime(follow_up_form.initial["due_at"]).strftime("%Y-%m-%dT%H:%M")
+    )
+    return {
+        "ctx": ctx,
+        "due_value": due_value,
+        "lead": lead,
+        "can_change": can_change_lead(request.user, lead),
+        "live_panel_url": live_panel_url(lead.pk),
+        "score_chart": score_chart,
+        "probability_chart": probability_chart,
+        "sentiment_chart": sentiment_chart,
+        "outcome_form": outcome_form or OutcomeForm(initial={"kind": "call"}),
+        "follow_up_form": follow_up_form,
+        "timeline_form": TimelineFilterForm(),
+        "timeline": ctx.timeline,
+        "timeline_has_more": ctx.timeline_has_more,
+        "timeline_kind": "",
+        "now": timezone.now(),
+    }
+
+
+def _render_panel(
+    request: HttpRequest, lead_id: int, *, status: int = 200, trigger: bool = False, **forms: Any
+) -> HttpResponse:
+    response = render(
+        request, "leadcrm/partials/lead_panel.html", _panel_context(request, lead_id, **forms), status=status
+    )
+    if trigger:
+        response["HX-Trigger"] = QUEUE_CHANGED
+    return response
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """A lead's full context: a panel beside the queue (HTMX) or the whole page."""
+    if _is_fragment_request(request):
+        return _render_panel(request, lead_id)
+    panel = _panel_context(request, lead_id)  # 404 first, before the queue query
+    context = _queue_context(request)
+    context.update(panel)
+    context["due_today"] = selectors.due_count(user=request.user)
+    return render(request, "leadcrm/queue.html", context)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def lead_timeline(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """The timeline filtered by kind (and paged by `before`)."""
+    lead = selectors.visible_lead(user=request.user, lead_id=lead_id)
+    form = TimelineFilterForm(request.GET)
+    status = 200 if form.is_valid() else 400
+    kind = form.kind_value()
+    before = form.cleaned_data.get("before") if status == 200 else None
+    rows = selectors.lead_timeline(lead=lead, kind=kind, before=before, limit=selectors.TIMELINE_LIMIT + 1)
+    context = {
+        "lead": lead,
+        "timeline": rows[: selectors.TIMELINE_LIMIT],
+        "timeline_has_more": len(rows) > selectors.TIMELINE_LIMIT,
+        "timeline_form": form,
+        "timeline_kind": InteractionKind(kind).slug if kind else "",
+        "timeline_errors": [e for errs in form.errors.values() for e in errs],
+        "kinds": selectors.kind_counts(lead=lead),
+        "appending": before is not None,
+    }
+    template = "leadcrm/partials/timeline.html" if _is_fragment_request(request) else "leadcrm/timeline.html"
+    return render(request, template, context, status=status)
+
+
+# --- Changes ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def claim(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """Assign an unassigned lead to me."""
+    lead = selectors.visible_lead(user=request.user, lead_id=lead_id)
+    status = 200
+    try:
+        services.claim_lead(lead=lead, user=request.user)
+        messages.success(request, f"{lead.display_name} is yours now.")
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+        status = 409
+    if not _is_fragment_request(request):
+        return redirect("leadcrm:lead", lead_id=lead.pk)
+    if request.htmx.target == "lead-panel":
+        return _render_panel(request, lead.pk, status=status, trigger=True)
+    row = selectors.queue_row(user=request.user, lead_id=lead.pk)
+    return render(
+        request,
+        "leadcrm/partials/queue_row.html",
+        {"lead": row, "now": timezone.now(), "oob_flash": True},
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def log_outcome_view(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """Log a call/email/meeting/note and optionally change the status; the queue refreshes."""
+    lead = selectors.visible_lead(user=request.user, lead_id=lead_id)
+    form = OutcomeForm(request.POST)
+    status = 200
+    if not can_change_lead(request.user, lead):
+        messages.error(
+            request,
+            "Claim this lead before logging outcomes on it."
+            if lead.owner_id is None
+            else "Only the lead's owner or a manager can log outcomes on it.",
+        )
+        status = 403
+    elif form.is_valid():
+        data = form.cleaned_data
+        try:
+            log_outcome(
+                lead=lead,
+                by=request.user,
+                kind=data["kind"],
+                notes=data["notes"],
+                status=data["status"],
+                lost_reason=data["lost_reason"],
+                duration_min=data["duration_min"],
+            )
+        except PermissionDenied as exc:
+            messages.error(request, str(exc))
+            status = 403
+        except ValidationError as exc:
+            for field, errors in getattr(exc, "message_dict", {"__all__": exc.messages}).items():
+                form.add_error(field if field in form.fields else None, errors)
+            status = 400
+        else:
+            messages.success(request, "Outcome logged. The lead will be rescored.")
+            form = None
+    else:
+        status = 400
+    if not _is_fragment_request(request):
+        return redirect("leadcrm:lead", lead_id=lead.pk)
+    return _render_panel(request, lead.pk, status=status, trigger=status == 200, outcome_form=form)
+
+
+@login_required
+@require_POST
+def add_follow_up(request: HttpRequest, lead_id: int) -> HttpResponse:
+    """Schedule a follow-up on a lead I may change; a time in the past is refused with a message."""
+    lead = selectors.visible_lead(user=request.user, lead_id=lead_id)
+    form = FollowUpForm(request.POST)
+    status = 200
+    if not can_change_lead(request.user, lead):
+        messages.error(request, "Claim this lead before scheduling follow-ups on it.")
+        status = 403
+    elif form.is_valid():
+        try:
+            services.add_follow_up(
+                lead=lead,
+                due_at=form.cleaned_data["due_at"],
+                note=form.cleaned_data["note"],
+                created_by=request.user,
+            )
+        except ValidationError as exc:
+            form.add_error(
+                "due_at" if "due_at" in getattr(exc, "message_dict", {}) else None, _error_text(exc)
+            )
+            status = 400
+        else:
+            messages.success(request, "Follow-up scheduled.")
+            form = None
+    else:
+        status = 400
+    if not _is_fragment_request(request):
+        return redirect("leadcrm:lead", lead_id=lead.pk)
+    return _render_panel(request, lead.pk, status=status, follow_up_form=form)
+
+
+@login_required
+@require_POST
+def complete_follow_up(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark a follow-up done (on a lead I may change)."""
+    follow_up = get_object_or_404(FollowUp.objects.select_related("lead"), pk=pk)
+    lead = selectors.visible_lead(user=request.user, lead_id=follow_up.lead_id)  # 404 when hidden
+    if not can_change_lead(request.user, lead) and follow_up.assigned_to_id != request.user.pk:
+        raise PermissionDenied("Only the lead's owner or a manager can complete this follow-up.")
+    services.complete_follow_up(follow_up=follow_up)
+    messages.success(request, f"Done: follow-up for {lead.display_name}.")
+    if _is_fragment_request(request) and request.htmx.target == "lead-panel":
+        return _render_panel(request, lead.pk)
+    return redirect("leadcrm:follow_ups")
+
+
+# --- Follow-ups and reports -------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def follow_ups(request: HttpRequest) -> HttpResponse:
+    """My open follow-ups: overdue, due today, the next seven days."""
+    return render(request, "leadcrm/follow_ups.html", {"due": selectors.follow_ups_for(user=request.user)})
+
+
+@login_required
+@require_GET
+def due_badge(request: HttpRequest) -> HttpResponse:
+    """The nav reminder: how many follow-ups are due today (polled)."""
+    return render(
+        request, "leadcrm/partials/due_badge.html", {"due_today": selectors.due_count(user=request.user)}
+    )
+
+
+@login_required
+@require_GET
+def manager_reports(request: HttpRequest) -> HttpResponse:
+    """Conversion by source, grade and score decile, time to convert, and the funnel (managers)."""
+    if not is_manager(request.user):
+        raise PermissionDenied("Reports are for managers.")
+    form = ReportForm(request.GET or None)
+    period = form.period_value() if form.is_bound else "365"
+    status = 400 if form.is_bound and not form.is_valid() else 200
+    data = reports.manager_report(period)
+    context = {
+        "form": form,
+        "period": period,
+        **data,
+        "source_bars": charts.bars(
+            [(r.label, 100 * (r.rate or 0)) for r in data["by_source"]], fmt="{:.0f}%"
+        ),
+        "grade_bars": charts.bars([(r.label, 100 * (r.rate or 0)) for r in data["by_grade"]], fmt="{:.0f}%"),
+        "decile_bars": charts.bars(
+            [(r.label, 100 * (r.rate or 0)) for r in data["by_decile"]], fmt="{:.0f}%"
+        ),
+        "funnel_bars": charts.bars([(s.label, s.count) for s in data["funnel"]], fmt="{:,.0f}"),
+    }
+    return render(request, "leadcrm/reports.html", context, status=status)

@@ -1,0 +1,90 @@
+"""Server-side SVG chart geometry. Pure: numbers in, coordinates out; the templates draw them.
+
+Small inline SVGs need no JavaScript library, print fine, and come with a data table beside them
+for screen readers (the SVG itself is labelled and marked as an image).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class LineChart:
+    width: int
+    height: int
+    path: str  # SVG path "M x y L x y …"
+    points: list[tuple[float, float, str]]  # x, y, label (for <title> tooltips)
+    y_min: float
+    y_max: float
+    baseline_y: float | None  # y of value 0 when 0 is inside the range (sentiment)
+    first_label: str
+    last_label: str
+
+    @property
+    def empty(self) -> bool:
+        return not self.points
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    width: float  # 0..100 (% of the widest bar)
+    text: str
+
+
+def line_chart(
+    series: Sequence[tuple[datetime, float]],
+    *,
+    width: int = 320,
+    height: int = 90,
+    y_min: float | None = None,
+    y_max: float | None = None,
+    pad: int = 6,
+    fmt: str = "{:.0f}",
+) -> LineChart:
+    """Scale (time, value) pairs into a polyline inside width × height (oldest left)."""
+    series = sorted(series, key=lambda p: p[0])
+    if not series:
+        return LineChart(width, height, "", [], 0, 0, None, "", "")
+    values = [v for _, v in series]
+    lo = min(values) if y_min is None else y_min
+    hi = max(values) if y_max is None else y_max
+    if hi - lo < 1e-9:
+        lo, hi = lo - 1, hi + 1
+    t0, t1 = series[0][0].timestamp(), series[-1][0].timestamp()
+    span = (t1 - t0) or 1.0
+
+    def x_of(t: datetime) -> float:
+        if len(series) == 1:
+            return width / 2
+        return round(pad + (width - 2 * pad) * (t.timestamp() - t0) / span, 1)
+
+    def y_of(v: float) -> float:
+        return round(height - pad - (height - 2 * pad) * (v - lo) / (hi - lo), 1)
+
+    points = [(x_of(t), y_of(v), f"{t:%Y-%m-%d %H:%M}: {fmt.format(v)}") for t, v in series]
+    path = " ".join(f"{'M' if i == 0 else 'L'}{x} {y}" for i, (x, y, _) in enumerate(points))
+    baseline = y_of(0.0) if lo < 0 < hi else None
+    return LineChart(
+        width,
+        height,
+        path,
+        points,
+        lo,
+        hi,
+        baseline,
+        f"{series[0][0]:%Y-%m-%d}",
+        f"{series[-1][0]:%Y-%m-%d}",
+    )
+
+
+def bars(rows: Sequence[tuple[str, float]], *, fmt: str = "{:.0f}") -> list[Bar]:
+    """Horizontal bars scaled to the largest value (values below zero draw as empty)."""
+    top = max((v for _, v in rows), default=0) or 1
+    return [
+        Bar(label, value, round(100 * max(value, 0) / top, 1), fmt.format(value)) for label, value in rows
+    ]

@@ -1,0 +1,69 @@
+// The dashboard's little bit of behaviour: focus and highlight the opened lead, show the lost
+// reason only when it is needed, and "/" to jump to search. Everything works without it.
+(function () {
+  "use strict";
+
+  function markActiveRow() {
+    var panel = document.querySelector("#lead-panel .panel");
+    var id = panel ? panel.getAttribute("data-lead-id") : null;
+    document.querySelectorAll("#queue-table tr[data-lead-id]").forEach(function (row) {
+      if (row.getAttribute("data-lead-id") === id) row.setAttribute("aria-current", "true");
+      else row.removeAttribute("aria-current");
+    });
+    var dashboard = document.querySelector(".dashboard");
+    if (dashboard) dashboard.classList.toggle("has-panel", Boolean(panel));
+  }
+
+  function syncLostReason(root) {
+    (root || document).querySelectorAll("select[data-shows-lost-reason]").forEach(function (select) {
+      var box = select.form && select.form.querySelector(".lost-reason");
+      if (!box) return;
+      var update = function () { box.hidden = select.value !== "lost" && !box.querySelector("[aria-invalid]"); };
+      select.addEventListener("change", update);
+      update();
+    });
+  }
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "lead-panel") {
+      var focus = target.querySelector("[data-autofocus]") || target.querySelector("#lead-heading");
+      if (focus) focus.focus({ preventScroll: true });
+      if (!target.querySelector("[data-autofocus]")) target.scrollTop = 0;  // a new lead starts at its top
+      if (window.matchMedia("(max-width: 1099px)").matches && !target.querySelector("[data-autofocus]")) {
+        target.scrollIntoView({ block: "start" });  // stacked layout: the panel is below the queue
+      }
+      syncLostReason(target);
+    }
+    markActiveRow();
+  });
+
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest && event.target.closest("[data-close-panel]");
+    if (!close) return;
+    var panel = document.getElementById("lead-panel");
+    if (!panel || !document.getElementById("queue-table")) return;
+    event.preventDefault();
+    var id = panel.querySelector(".panel") && panel.querySelector(".panel").getAttribute("data-lead-id");
+    panel.innerHTML = '<p class="panel-empty">Pick a lead from the queue to see who they are, why they scored, and what to say next.</p>';
+    var url = document.getElementById("queue-table").getAttribute("data-queue-url");
+    if (url) history.pushState({}, "", url);
+    markActiveRow();
+    var link = id && document.getElementById("lead-link-" + id);
+    if (link) link.focus();
+  });
+
+  document.addEventListener("keydown", function (event) {
+    var tag = (event.target.tagName || "").toLowerCase();
+    if (event.key === "/" && !/input|textarea|select/.test(tag)) {
+      var search = document.getElementById("id_q");
+      if (search) { event.preventDefault(); search.focus(); }
+    }
+    if (event.key === "Escape" && document.querySelector("#lead-panel .panel") && !/input|textarea|select/.test(tag)) {
+      var close = document.querySelector("[data-close-panel]");
+      if (close) close.click();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { markActiveRow(); syncLostReason(document); });
+})();
