@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -196,6 +197,17 @@ if not DEBUG and not TESTING:
 # Each app's periodic tasks; one place so operators see the whole schedule.
 CELERY_BEAT_SCHEDULE.update(
     {
-        # "scoring-sweep-stale": {"task": "scoring.tasks.sweep_stale_scores", "schedule": 30.0},
+        # Rule scoring: rescore leads whose task was lost (broker away), and restart lost recomputes.
+        "scoring-sweep-stale": {"task": "scoring.tasks.sweep_stale_scores", "schedule": 10.0},
+        # Rule scoring: decay and day windows move at midnight UTC; refresh every lead just after.
+        "scoring-refresh-decay": {
+            "task": "scoring.tasks.refresh_decay",
+            "schedule": crontab(minute=10, hour=0),
+        },
+        # Predictive scoring: retrain weekly (Monday 03:00 UTC); promoted only if not worse.
+        "ml-weekly-retrain": {
+            "task": "scoring.ml.tasks.weekly_retrain",
+            "schedule": crontab(minute=0, hour=3, day_of_week=1),
+        },
     }
 )

@@ -56,21 +56,22 @@ class Predictions:
 # --- Prediction -------------------------------------------------------------------------------
 
 _cache_lock = threading.Lock()
-_cache: dict[str, object] = {"id": None, "scorer": None}
+_cache: dict[str, object] = {"key": None, "scorer": None}
 
 
 def load_promoted() -> tuple[int, pipeline.Scorer] | None:
     """The promoted model, unpickled once per process and reloaded when another version is promoted."""
-    version_id = ModelVersion.objects.filter(is_promoted=True).values_list("id", flat=True).first()
-    if version_id is None:
+    row = ModelVersion.objects.filter(is_promoted=True).values_list("id", "created_at").first()
+    if row is None:
         return None
+    version_id = row[0]
     with _cache_lock:
-        if _cache["id"] != version_id:
+        if _cache["key"] != row:
             blob = ModelVersion.objects.filter(pk=version_id).values_list("artifact", flat=True).first()
             if blob is None:
                 return None
             _cache["scorer"] = joblib.load(io.BytesIO(bytes(blob)))
-            _cache["id"] = version_id
+            _cache["key"] = row
         return version_id, _cache["scorer"]  # type: ignore[return-value]
 
 
@@ -182,11 +183,13 @@ def training_data(*, now: datetime | None = None) -> tuple[pd.DataFrame, np.ndar
     """(features, labels, closing day, dropped protected columns) of every lead with an outcome."""
     protected = protected_attributes()
     leads = training_leads(until=now)
-    keys = [k for k in custom_keys_in_use(leads) if not is_protected(k, protected)]
+    in_use = custom_keys_in_use(leads)
+    keys = [k for k in in_use if not is_protected(k, protected)]
     batch = build_batch(leads, now=None, custom_keys=keys)
     frame = batch.frame
     dropped = {c: "protected attribute" for c in frame.columns if is_protected(c, protected)}
     frame = frame.drop(columns=list(dropped))
+    dropped.update({f"custom.{k}": "protected attribute" for k in in_use if k not in keys})
     return frame, labels_of(batch.status), batch.cutoff, dropped
 
 

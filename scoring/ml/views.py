@@ -1,0 +1,86 @@
+"""Manager pages for predictive scoring: live accuracy, calibration, fairness, retrain with progress."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from leadcrm.models import is_manager
+from scoring.ml import reports, services
+from scoring.ml.models import TrainingRun
+
+
+def _require_manager(request: HttpRequest) -> None:
+    if not is_manager(request.user):
+        raise PermissionDenied("Only managers can see the model's accuracy.")
+
+
+@login_required
+@require_GET
+def accuracy(request: HttpRequest) -> HttpResponse:
+    _require_manager(request)
+    attributes = reports.fairness_attributes()
+    attribute = request.GET.get("attribute") or (attributes[0] if attributes else "country")
+    context = {
+        "report": reports.accuracy_report(),
+        "fairness": reports.fairness_report(attribute),
+        "attributes": attributes,
+        "protected_in_use": reports.protected_in_use(),
+    }
+    return render(request, "ml/accuracy.html", context)
+
+
+@login_required
+@require_GET
+def fairness(request: HttpRequest) -> HttpResponse:
+    _require_manager(request)
+    attribute = (request.GET.get("attribute") or "").strip()
+    if attribute not in reports.fairness_attributes():
+        return HttpResponse("Choose one of the listed attributes.", status=400)
+    return render(
+        request,
+        "ml/partials/fairness.html",
+        {"fairness": reports.fairness_report(attribute), "attributes": reports.fairness_attributes()},
+    )
+
+
+@login_required
+@require_POST
+def retrain(request: HttpRequest) -> HttpResponse:
+    _require_manager(request)
+    run = services.request_retrain()
+    if request.htmx:
+        return render(request, "ml/partials/run.html", {"run": run})
+    messages.info(request, "Retraining started; this page shows its progress.")
+    return redirect("ml:accuracy")
+
+
+@login_required
+@require_GET
+def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_manager(request)
+    return render(request, "ml/partials/run.html", {"run": get_object_or_404(TrainingRun, pk=pk)})
+
+
+@login_required
+@require_POST
+def blend(request: HttpRequest) -> HttpResponse:
+    _require_manager(request)
+    try:
+        weight = float(request.POST.get("weight", ""))
+        services.set_blend_weight(weight)
+    except ValueError:
+        messages.error(request, "Enter a blend weight between 0 and 1, e.g. 0.5.")
+        return redirect("ml:accuracy")
+    messages.success(
+        request, f"Queue priority now blends {weight:.0%} model probability with the rule score."
+    )
+    from scoring import services as scoring_services
+
+    if hasattr(scoring_services, "schedule_recompute"):  # new priorities for every lead
+        scoring_services.schedule_recompute(reason="Blend weight changed", by=request.user)
+    return redirect("ml:accuracy")
