@@ -22,3 +22,30 @@ def rescore_lead(lead_id: int) -> None:
         rescore_requested_at=None
     ):
         rescore_lead.delay(lead_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def recompute_all_task(run_id: int) -> None:
+    """Run a queued full recompute; a second delivery of the same run does nothing."""
+    from scoring.models import RecomputeRun
+    from scoring.services import claim_run, recompute_all
+
+    if not claim_run(run_id):
+        return
+    recompute_all(run=RecomputeRun.objects.get(pk=run_id))
+
+
+@shared_task(acks_late=True)
+def sweep_stale_scores() -> int:
+    """Beat, every few seconds: rescore leads whose rescore task was lost (broker away)."""
+    from scoring.services import sweep_stale_scores as sweep
+
+    return sweep()
+
+
+@shared_task(acks_late=True)
+def refresh_decay() -> None:
+    """Beat, nightly: recompute every lead so time decay and day windows stay current."""
+    from scoring.services import refresh_decay as refresh
+
+    refresh()
