@@ -21,7 +21,7 @@ GRADE_CHOICES = [("", "Any grade")] + [
     for choice in [(letter, f"{letter} (any engagement)")]
     + [(f"{letter}{d}", f"{letter}{d}") for d in ENGAGEMENT_DIGITS]
 ]
-STATUS_CHOICES = [("", "Open (not won/lost)"), ("all", "All statuses"), *LeadStatus.choices]
+STATUS_CHOICES = [("", "Open leads"), ("all", "All statuses"), *LeadStatus.choices]
 
 
 class ChoiceWithHint(forms.ChoiceField):

@@ -52,7 +52,7 @@ QUEUE_COLUMNS = (
 )
 # Sort overrides. The default and "newest" walk an index; the others sort (see README).
 SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
-    "priority": ("Priority (score and probability)", ("-priority", "id")),
+    "priority": ("Priority", ("-priority", "id")),
     "probability": ("Probability", (F("ml_probability").desc(nulls_last=True), "-priority", "id")),
     "recent": ("Last activity", (F("last_activity_at").desc(nulls_last=True), "id")),
     "newest": ("Newest", ("-created_at", "-id")),
@@ -195,14 +195,6 @@ def queue_page(
     for lead in rows:
         _decorate(lead, now)
     return QueuePage(rows=rows[:per_page], number=page, per_page=per_page, has_next=len(rows) > per_page)
-
-
-def queue_row(*, user: Any, lead_id: int) -> Lead:
-    """One queue row (after a claim): the same columns as the queue, 404 when not visible."""
-    lead = get_object_or_404(
-        Lead.objects.visible_to(user).select_related("owner").only(*QUEUE_COLUMNS), pk=lead_id
-    )
-    return _decorate(lead, timezone.now())
 
 
 def filter_choices(*, user: Any) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
