@@ -260,6 +260,33 @@ def fairness_report(attribute: str, *, min_group: int = 10) -> dict:
     }
 
 
+def first_fairness_report(attributes: list[str], *, tries: int = 6) -> dict:
+    """The report for the first attribute (protected ones first) that actually splits leads into groups."""
+    report: dict = {
+        "attribute": attributes[0] if attributes else "country",
+        "groups": [],
+        "disparity": None,
+        "n": 0,
+    }
+    field_names = {f.name for f in Lead._meta.concrete_fields}
+    tried = 0
+    for attribute in attributes:
+        present = (
+            Lead.objects.exclude(**{attribute: ""}).exists()
+            if attribute in LEAD_ATTRIBUTES and attribute in field_names
+            else Lead.objects.filter(custom__has_key=attribute).exists()
+        )
+        if not present:
+            continue
+        tried += 1
+        if tried > tries:
+            break
+        report = fairness_report(attribute)
+        if len([g for g in report["groups"] if g["group"] != "(not given)"]) >= 2:
+            return report
+    return report
+
+
 def protected_in_use() -> list[str]:
     """Sanity line for the page: protected names that a promoted model uses (should be none)."""
     promoted = ModelVersion.objects.filter(is_promoted=True).values_list("features", flat=True).first() or []

@@ -254,7 +254,11 @@ def train_and_promote(
         final = pipeline.refit(scorer, frame, y)
     else:
         final = scorer
-    version = save_version(final, won=int(y.sum()), lost=int(len(y) - y.sum()), decision=decision)
+    # The promoted artifact is refit on every outcome; a rejected one stays as evaluated.
+    fitted_on = y if promote else y[train]
+    version = save_version(
+        final, won=int(fitted_on.sum()), lost=int(len(fitted_on) - fitted_on.sum()), decision=decision
+    )
     if promote:
         promote_version(version, now=now)
     report(1.0, decision)
@@ -328,7 +332,7 @@ def save_version(scorer: pipeline.Scorer, *, won: int, lost: int, decision: str)
     return ModelVersion.objects.create(
         algorithm=scorer.kind,
         features=scorer.schema.names,
-        training_rows=int(scorer.metrics.get("rows", won + lost)),
+        training_rows=won + lost,
         won=won,
         lost=lost,
         metrics=scorer.metrics,

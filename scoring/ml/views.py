@@ -24,10 +24,13 @@ def _require_manager(request: HttpRequest) -> None:
 def accuracy(request: HttpRequest) -> HttpResponse:
     _require_manager(request)
     attributes = reports.fairness_attributes()
-    attribute = request.GET.get("attribute") or (attributes[0] if attributes else "country")
+    chosen = request.GET.get("attribute")
+    fairness = (
+        reports.fairness_report(chosen) if chosen in attributes else reports.first_fairness_report(attributes)
+    )
     context = {
         "report": reports.accuracy_report(),
-        "fairness": reports.fairness_report(attribute),
+        "fairness": fairness,
         "attributes": attributes,
         "protected_in_use": reports.protected_in_use(),
     }
