@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -311,3 +312,23 @@ def test_home_lands_with_counts_and_the_top_of_the_queue(seller_client, salesper
     assert "Who to talk to next" in html
     assert "Top" in html
     assert reverse("leadcrm:queue") in html
+
+
+def test_timeline_pages_back_with_before(seller_client, salesperson) -> None:  # noqa: ANN001
+    from leadcrm.selectors import TIMELINE_LIMIT
+
+    lead = make_lead(owner=salesperson)
+    start = timezone.now() - timedelta(days=10)
+    for i in range(TIMELINE_LIMIT + 5):
+        make_interaction(
+            lead, "page_view", payload={"url": f"/page-{i}"}, occurred_at=start + timedelta(minutes=i)
+        )
+    url = reverse("leadcrm:lead_timeline", args=[lead.pk])
+    first = seller_client.get(url, **HX).content.decode()
+    assert f"/page-{TIMELINE_LIMIT + 4}" in first
+    assert not re.search(r"/page-0\s", first)
+    older = re.search(r'href="([^"]*before=[^"]*)"', first).group(1).replace("&amp;", "&")
+    second = seller_client.get(older, **HX).content.decode()
+    assert re.search(r"/page-0\s", second)
+    assert f"/page-{TIMELINE_LIMIT + 4}" not in second
+    assert "Back to newest" in second
