@@ -321,8 +321,8 @@ class MessagesView(PublicChatView):
             )
         except ValidationError as exc:
             raise _bad_input(exc) from None
-        conversation.refresh_from_db(fields=["status"])
-        response = _messages_response(conversation, messages)
+        # The service worked on a locked, fresh copy of the conversation: its status is current.
+        response = _messages_response(messages[0].conversation if messages else conversation, messages)
         # Server-side time from request to bot reply, for bench_chat and browser devtools.
         response["Server-Timing"] = f"bot;dur={(time.perf_counter() - started) * 1000:.2f}"
         return response

@@ -9,23 +9,25 @@ fetches it when it reconnects.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
@@ -50,6 +52,7 @@ logger = logging.getLogger(__name__)
 LIVE_FOR = timedelta(minutes=2)
 MAX_MESSAGE_CHARS = 1000
 MAX_TRAIL = 20
+FAQ_RECHECK_SECONDS = 5.0
 VISITOR_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 INBOX_GROUP = "chat.inbox"
 
@@ -99,6 +102,7 @@ class _FaqIndex:
     version: tuple[Any, ...]
     matcher: FaqMatcher
     entries: dict[int, tuple[str, str]]  # id -> (question, answer)
+    checked_at: float = 0.0
 
 
 _faq_cache: dict[int, _FaqIndex] = {}
@@ -108,17 +112,22 @@ _faq_lock = threading.Lock()
 def faq_index(site: Site) -> _FaqIndex:
     """The fitted matcher for the site's active FAQ; refitted only when an entry changed."""
     active = FaqEntry.objects.filter(site=site, active=True)
+    cached = _faq_cache.get(site.pk)
+    # Checking the FAQ's version costs a query; do it at most every few seconds per process.
+    if cached is not None and time.monotonic() - cached.checked_at < FAQ_RECHECK_SECONDS:
+        return cached
     stats = active.aggregate(n=Count("id"), at=Max("updated_at"), top=Max("id"))
     version = (stats["n"], stats["at"], stats["top"])
-    cached = _faq_cache.get(site.pk)
     if cached is not None and cached.version == version:
-        return cached
+        _faq_cache[site.pk] = _FaqIndex(version, cached.matcher, cached.entries, time.monotonic())
+        return _faq_cache[site.pk]
     with _faq_lock:
         entries = list(active.only("id", "question", "variants", "answer"))
         index = _FaqIndex(
             version=version,
             matcher=FaqMatcher([(e.pk, e.all_questions) for e in entries]),
             entries={e.pk: (e.question, e.answer) for e in entries},
+            checked_at=time.monotonic(),
         )
         _faq_cache[site.pk] = index
     return index
@@ -154,27 +163,39 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
-def _send(groups: Iterable[str], event: dict[str, Any]) -> None:
+def _send(groups: Iterable[str], *events: dict[str, Any]) -> None:
+    """Deliver events to channel-layer groups, in order, without making the request wait.
+
+    Under the ASGI server the request runs in a worker thread next to a running event loop:
+    the sends are scheduled on that loop and the request returns at once (a reply must not
+    wait for Redis round trips). Elsewhere (tests, commands, Celery) they run to completion.
+    """
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, event)
-        except Exception:
-            # Delivery is best-effort: the message is stored; clients resync on reconnect.
-            logger.warning("Could not deliver chat event to %s", group, exc_info=True)
+    pairs = [(group, event) for event in events for group in groups]
+
+    async def deliver() -> None:
+        for group, event in pairs:
+            try:
+                await layer.group_send(group, event)
+            except Exception:
+                # Best-effort: the message is stored; clients resync when they (re)connect.
+                logger.warning("Could not deliver chat event to %s", group, exc_info=True)
+
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is not None and loop.is_running():
+        asyncio.run_coroutine_threadsafe(deliver(), loop)
+    else:
+        async_to_sync(deliver)()
 
 
 def _broadcast_messages(conversation: Conversation, messages: Sequence[Message]) -> None:
     payloads = [message_json(m) for m in messages]
 
-    def send() -> None:
-        groups = (conversation_group(conversation.pk), lead_group(conversation.lead_id))
-        for payload in payloads:
-            _send(groups, {"type": "chat.message", "message": payload, "conversation": conversation.pk})
-
-    transaction.on_commit(send, robust=True)
+    groups = (conversation_group(conversation.pk), lead_group(conversation.lead_id))
+    events = [{"type": "chat.message", "message": p, "conversation": conversation.pk} for p in payloads]
+    transaction.on_commit(partial(_send, groups, *events), robust=True)
 
 
 def _broadcast_status(conversation: Conversation, **extra: Any) -> None:
@@ -382,29 +403,26 @@ def post_visitor_message(
     if len(text) > MAX_MESSAGE_CHARS:
         raise ValidationError({"text": f"Messages are limited to {MAX_MESSAGE_CHARS} characters."})
     client_id = (client_id or "")[:40]
+    # The row lock serialises this visitor's messages, so the resend check below cannot race.
+    conversation = (
+        Conversation.objects.select_for_update().select_related("site", "lead").get(pk=conversation.pk)
+    )
     if client_id:
         first = conversation.messages.filter(client_id=client_id).first()
         if first is not None:  # a resend after a network drop: answer with what we stored
             return _messages_since(conversation, first)
-    conversation = (
-        Conversation.objects.select_for_update().select_related("site", "lead").get(pk=conversation.pk)
-    )
     if conversation.status == ConversationStatus.CLOSED:
         conversation.status = ConversationStatus.BOT
         conversation.closed_at = None
     score = sentiment_score(text)
-    try:
-        with transaction.atomic():
-            visitor_message = Message.objects.create(
-                conversation=conversation,
-                sender=Sender.VISITOR,
-                text=text,
-                client_id=client_id,
-                sentiment=score,
-                created_at=now,
-            )
-    except IntegrityError:  # the same resend racing itself
-        return _messages_since(conversation, conversation.messages.get(client_id=client_id))
+    visitor_message = Message.objects.create(
+        conversation=conversation,
+        sender=Sender.VISITOR,
+        text=text,
+        client_id=client_id,
+        sentiment=score,
+        created_at=now,
+    )
     crm.record_interaction(
         lead=conversation.lead_id,
         kind="chat_message",
@@ -895,3 +913,8 @@ def install_demo_site(*, origins: Sequence[str] = ()) -> Site:
             defaults={"url_contains": url_contains, "delay_seconds": delay, "active": True},
         )
     return site
+
+
+def forget_faq_index(site_id: int) -> None:
+    """Drop this process's fitted matcher for a site (called when an FAQ entry changes)."""
+    _faq_cache.pop(site_id, None)

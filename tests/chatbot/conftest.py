@@ -9,6 +9,9 @@ from django.core.cache import cache
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> Iterator[None]:
     """Throttle counters live in the cache; each test starts with none."""
+    from chatbot import services
+
     cache.clear()
+    services._faq_cache.clear()
     yield
     cache.clear()
