@@ -19,7 +19,9 @@ def test_widget_is_at_most_25_kb_minified() -> None:
 def test_widget_and_panel_never_write_html() -> None:
     for path in (WIDGET, PANEL):
         source = path.read_text(encoding="utf-8")
-        assert not re.search(r"\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(", source), path.name
+        assert not re.search(
+            r"\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(", source
+        ), path.name
 
 
 def test_widget_renders_in_a_shadow_root() -> None:
