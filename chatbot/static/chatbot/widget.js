@@ -97,7 +97,7 @@
     ".q span{flex:1}.q button{border:0;padding:0 4px}" +
     ".r{display:flex;gap:4px}.r label{border:1px solid #9aa3b5;border-radius:6px;padding:4px 9px}.r input{margin:0 4px 0 0}" +
     "[hidden]{display:none!important}.k{border:0;padding:0;text-decoration:underline;font-size:13px;background:none;color:#39414f}" +
-    "@media (max-width:480px){.w{right:0;bottom:0;left:0;align-items:stretch}.p{width:100vw;max-width:100vw;height:100vh;max-height:100vh;border-radius:0}.l{margin:0 12px 12px auto}}";
+    "@media (max-width:480px){.w{right:0;bottom:0;left:0;align-items:stretch}.p{position:fixed;inset:0;width:auto;max-width:none;height:auto;max-height:none;border-radius:0}.o .l,.o .q{display:none}.l{margin:0 12px 12px auto}}";
   root.appendChild(el("style", { text: CSS }));
 
   var wrap = el("div", { "class": "w" });
@@ -228,11 +228,19 @@
       var li = el("li", { "class": "m " + m.from, "data-id": String(m.id) });
       if (m.from === "agent") li.appendChild(el("b", { text: m.agent || "Team" }));
       li.appendChild(document.createTextNode(m.text));
-      if (pending) log.replaceChild(li, pending); else log.appendChild(li);
+      if (pending) log.replaceChild(li, pending);
+      else log.insertBefore(li, after(m.id));
       if (m.id > lastId) { lastId = m.id; put("last", lastId); }
       showActions(m);
     });
     scroll();
+  }
+  // Keep server order: a reply that arrives late goes before later messages and unsent bubbles.
+  function after(id) {
+    for (var n = log.firstChild; n; n = n.nextSibling) {
+      if (n.getAttribute("data-c") || +n.getAttribute("data-id") > id) return n;
+    }
+    return null;
   }
   function cssEsc(s) { return String(s).replace(/[^a-zA-Z0-9_-]/g, ""); }
 
@@ -354,6 +362,7 @@
   function toggle(open) {
     open = open === undefined ? panel.hidden : open;
     panel.hidden = !open;
+    wrap.classList.toggle("o", open);
     teaser.hidden = true;
     launcher.setAttribute("aria-expanded", String(open));
     launcher.textContent = open ? "Close chat" : "Chat with us";
