@@ -152,8 +152,10 @@ class TrainingRun(models.Model):
 class PredictionSnapshot(models.Model):
     """Every prediction for an open lead, with its time, so accuracy can be judged when outcomes arrive."""
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+", db_constraint=True)
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    # An append-only log written a million rows at a time: no database-level FK checks per row
+    # (Django still cascades deletes of leads and versions through the ORM).
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     predicted_at = models.DateTimeField()
     probability = models.FloatField()
     rule_score = models.FloatField(default=0)

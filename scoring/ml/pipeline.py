@@ -21,6 +21,7 @@ Design choices that must hold on exports nobody here has seen:
 
 from __future__ import annotations
 
+import gc
 import math
 import re
 import time
@@ -546,24 +547,37 @@ class Scorer:
         resort = np.argsort(-np.abs(picked), axis=1)
         order = np.take_along_axis(order, resort, axis=1)
         picked = np.round(np.take_along_axis(picked, resort, axis=1), 3)
+        # Labels are made once per (column, value) seen in the batch, not once per lead.
         specs = self.schema.columns
-        label_cache: dict[tuple[int, float], str] = {}
+        labels = np.empty(order.shape, dtype=object)
+        for j in np.unique(order):
+            where = order == j
+            values = X[np.nonzero(where)[0], j]
+            uniques, inverse = np.unique(values, return_inverse=True)
+            words = np.array([specs[j].value_label(float(v)) for v in uniques], dtype=object)
+            labels[where] = words[inverse.ravel()]
+        verbs = np.where(picked > 0, ": raises", ": lowers").astype(object)
+        labels = labels + verbs
+        names = np.array([spec.name for spec in specs], dtype=object)[order]
+        keep = np.abs(picked) >= min_effect
         out = []
-        for i in range(len(X)):
-            row = []
-            for j, effect in zip(order[i].tolist(), picked[i].tolist(), strict=True):
-                if abs(effect) < min_effect:
-                    continue
-                value = X[i, j]
-                key = (j, value)
-                label = label_cache.get(key)
-                if label is None:
-                    label = specs[j].value_label(value)
-                    if len(label_cache) < 100_000:
-                        label_cache[key] = label
-                verb = "raises" if effect > 0 else "lowers"
-                row.append({"feature": specs[j].name, "label": f"{label}: {verb}", "effect": effect})
-            out.append(row)
+        # Hundreds of thousands of small dicts: the cyclic GC would rescan them over and over.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for row_names, row_labels, row_effects, row_keep in zip(
+                names.tolist(), labels.tolist(), picked.tolist(), keep.tolist(), strict=True
+            ):
+                out.append(
+                    [
+                        {"feature": f, "label": lab, "effect": e}
+                        for f, lab, e, k in zip(row_names, row_labels, row_effects, row_keep, strict=True)
+                        if k
+                    ]
+                )
+        finally:
+            if was_enabled:
+                gc.enable()
         return out
 
 
@@ -621,6 +635,7 @@ def select_and_fit(
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
     leak_threshold: float = LEAK_AUC,
     progress: Callable[[float, str], None] | None = None,
+    max_cv_rows: int | None = 40_000,
 ) -> Scorer:
     """Infer the schema, drop leaks, cross-validate each candidate, keep the best, refit on all rows.
 
@@ -645,6 +660,14 @@ def select_and_fit(
             "No usable feature columns remain after dropping identifiers, constants and leaks."
         )
 
+    full_X, full_y = X, y
+    if max_cv_rows and len(y) > max_cv_rows:
+        # Model selection on a stratified sample keeps big CRMs inside the training budget; the
+        # chosen model is still fitted on every row below.
+        from sklearn.model_selection import train_test_split
+
+        sample, _ = train_test_split(np.arange(len(y)), train_size=max_cv_rows, stratify=y, random_state=seed)
+        X, y = X[np.sort(sample)], y[np.sort(sample)]
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(X, y))
     fold_of = np.empty(len(y), dtype=int)
@@ -676,16 +699,17 @@ def select_and_fit(
             per_candidate[BlendModel.kind] = evaluate(y, calibrated)
         best = max(per_candidate, key=lambda name: per_candidate[name]["roc_auc"])
         report(done / steps, f"Fitting the chosen model ({best.replace('_', ' ')}) on all rows")
-        model = _make(best, schema, blend_weights).fit(X, y)
+        model = _make(best, schema, blend_weights).fit(full_X, full_y)
         slope, intercept = _platt(oof[best], y)
         fidelity = 1.0
         if hasattr(model, "prepare_explanations"):
-            fidelity = model.prepare_explanations(X, seed=seed)
+            fidelity = model.prepare_explanations(full_X, seed=seed)
     oof_probability = _sigmoid(slope * oof[best] + intercept)
     metrics = {
         **per_candidate[best],
-        "rows": len(y),
-        "positives": int(y.sum()),
+        "rows": len(full_y),
+        "positives": int(full_y.sum()),
+        "cv_rows": len(y),
         "model": best,
         "folds": folds,
         "candidates": per_candidate,

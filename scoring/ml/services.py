@@ -198,6 +198,7 @@ def train_and_promote(
     now: datetime | None = None,
     run: TrainingRun | None = None,
     progress: Callable[[float, str], None] | None = None,
+    rescore: bool = True,
 ) -> TrainingOutcome:
     """Train on every outcome so far, gate on the newest outcomes, promote if not worse. Synchronous.
 
@@ -260,7 +261,7 @@ def train_and_promote(
         final, won=int(fitted_on.sum()), lost=int(len(fitted_on) - fitted_on.sum()), decision=decision
     )
     if promote:
-        promote_version(version, now=now)
+        promote_version(version, now=now, rescore=rescore)
     report(1.0, decision)
     return TrainingOutcome(RunState.DONE, decision, version)
 
@@ -343,7 +344,7 @@ def save_version(scorer: pipeline.Scorer, *, won: int, lost: int, decision: str)
 
 
 @transaction.atomic
-def promote_version(version: ModelVersion, *, now: datetime | None = None) -> None:
+def promote_version(version: ModelVersion, *, now: datetime | None = None, rescore: bool = True) -> None:
     """Make this version the one in use (also how the admin rolls back to an older one)."""
     now = now or timezone.now()
     ModelVersion.objects.filter(is_promoted=True).exclude(pk=version.pk).update(
@@ -353,7 +354,8 @@ def promote_version(version: ModelVersion, *, now: datetime | None = None) -> No
         is_promoted=True, status=VersionStatus.PROMOTED, promoted_at=now
     )
     version.refresh_from_db()
-    transaction.on_commit(_rescore_everyone, robust=True)  # robust: the broker may be down
+    if rescore:
+        transaction.on_commit(_rescore_everyone, robust=True)  # robust: the broker may be down
 
 
 def _rescore_everyone() -> None:
