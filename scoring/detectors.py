@@ -170,33 +170,31 @@ def name_not_capitalised(first_name: str, last_name: str) -> bool:
     return len(joined) > 3 and joined.isupper()
 
 
-def _keyboard_grams() -> frozenset[str]:
-    grams = set()
-    for row in KEYBOARD_ROWS:
+def _keyboard_pattern() -> re.Pattern[str]:
+    # Runs of 5 along a keyboard row (either direction), plus the classic 4-key mashes. Shorter or
+    # other runs hit real names: "Liberty" holds "erty", "Hertz" holds "ertz".
+    grams = {"asdf", "fdsa", "qwer", "rewq", "zxcv", "vcxz", "hjkl", "lkjh", "sdfg", "dfgh", "fghj", "ghjk"}
+    for row in ("qwertyuiop", "asdfghjkl", "zxcvbnm", "1234567890"):
         for text in (row, row[::-1]):
-            grams.update(text[i : i + 4] for i in range(len(text) - 3))
-    return frozenset(grams)
+            grams.update(text[i : i + 5] for i in range(len(text) - 4))
+    consonants = "bcdfghjklmnpqrstvwxz"
+    return re.compile(
+        r"(\w)\1\1\1"  # four of the same in a row never happens in a name
+        + "|"
+        + "|".join(sorted(grams))
+        + f"|[{consonants}]{{6,}}"  # six consonants in a row
+        + r"|\b(\w)(\w)(?:\2\3){2,}\b"  # "ababab"
+    )
 
 
-KEYBOARD_GRAMS = _keyboard_grams()
-_REPEAT4 = re.compile(r"(.)\1\1\1")
+KEYBOARD_MASH = _keyboard_pattern()
 
 
 def keyboard_mash(text: str) -> bool:
     """Text that is a run along the keyboard ("asdfgh"), one repeated character ("aaaa", "jjjjj"),
-    or a long word without vowels ("xkcdqwrt")."""
-    lowered = _strip_accents(text.lower()) if not text.isascii() else text.lower()
-    for word in _LETTERS.findall(lowered):
-        if len(word) < 4:
-            continue
-        if len(set(word)) <= 2 or _REPEAT4.search(word):
-            return True  # "aaaa", "abab", four of the same letter in a row never happens in a name
-        if any(word[i : i + 4] in KEYBOARD_GRAMS for i in range(len(word) - 3)):
-            return True
-        if len(word) >= 6 and not (set(word) & _VOWELS):
-            return True
-    digits = re.sub(r"\D", "", lowered)
-    return len(digits) >= 4 and (len(set(digits)) == 1 or digits in "1234567890")
+    or a long run of consonants ("xkcdqwrt")."""
+    lowered = text.lower() if text.isascii() else _strip_accents(text.lower())
+    return KEYBOARD_MASH.search(lowered) is not None
 
 
 def disposable_email(email: str) -> bool:
@@ -208,14 +206,21 @@ def disposable_email(email: str) -> bool:
     return any(".".join(parts[i:]) in DISPOSABLE_DOMAINS for i in range(len(parts) - 1))
 
 
+def placeholder_name(first_name: str, last_name: str) -> bool:
+    """A name people type to get past a form: "Test Test", "asdf", "n/a"."""
+    first = _strip_accents(first_name.strip().lower())
+    last = _strip_accents(last_name.strip().lower())
+    return first in PLACEHOLDER_NAMES or last in PLACEHOLDER_NAMES or bool(first and first == last)
+
+
 def email_name_mismatch(email: str, first_name: str, last_name: str) -> bool:
     """A placeholder name ("Test Test", "asdf"), or an email shaped like someone else's name
     (jane.doe@… for "Max Power")."""
+    if placeholder_name(first_name, last_name):
+        return True
     raw_names = [first_name.strip().lower(), last_name.strip().lower()]
     first, last = (_strip_accents(n) for n in raw_names)
     names = [n for n in (first, last) if n]
-    if any(n in PLACEHOLDER_NAMES for n in names) or (first and first == last):
-        return True
     local = email.partition("@")[0].lower()
     if not local or not names or local in ROLE_MAILBOXES:
         return False
@@ -242,6 +247,7 @@ def email_name_mismatch(email: str, first_name: str, last_name: str) -> bool:
 
 
 SMALL_BATCH = 64
+_SEPARATOR = re.compile(r"[._\-+]")
 TextDetector = Callable[..., bool]
 TEXT_DETECTORS: dict[str, tuple[TextDetector, tuple[str, ...]]] = {
     "name_not_capitalised": (name_not_capitalised, ("first_name", "last_name")),
@@ -290,7 +296,21 @@ def flag_column(detector: str, columns: Sequence[np.ndarray]) -> np.ndarray:
         return np.fromiter((disposable_email("@" + u) for u in uniques), dtype=bool, count=len(uniques))[
             codes
         ]
-    # Several inputs: combine per-column codes into one integer key, judge each distinct key once.
+    if detector == "email_name_mismatch":
+        emails, firsts, lasts = columns
+        flags = _judge_distinct(placeholder_name, [firsts, lasts])
+        # Only a local part with a separator ("jane.doe") or a placeholder word ("test12") can
+        # contradict the name; the full check runs on those alone.
+        locals_ = [str(e).partition("@")[0].lower() for e in emails]
+        for i, local in enumerate(locals_):
+            if not flags[i] and (_SEPARATOR.search(local) or local.rstrip("0123456789") in PLACEHOLDER_NAMES):
+                flags[i] = email_name_mismatch(str(emails[i]), str(firsts[i]), str(lasts[i]))
+        return flags
+    return _judge_distinct(func, columns)
+
+
+def _judge_distinct(func: TextDetector, columns: Sequence[np.ndarray]) -> np.ndarray:
+    """func on each distinct combination of the columns' values, spread back to every row."""
     key = np.zeros(len(columns[0]), dtype=np.int64)
     factorized = [_factorize(c) for c in columns]
     for codes, uniques in factorized:

@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -314,7 +314,7 @@ class _Reasons:
 def breakdown_json(specs: Sequence[RuleSpec], evaluation: Evaluation) -> list[str]:
     """The breakdown of each lead as JSON text: each rule that gave points, its points and reason."""
     n_leads = evaluation.points.shape[0]
-    entries: list[list[str]] = [[] for _ in range(n_leads)]
+    cells = np.full((n_leads, len(specs)), "", dtype=object)
     for j, spec in enumerate(specs):
         column = evaluation.points[:, j]
         fired = np.flatnonzero(column)
@@ -322,11 +322,17 @@ def breakdown_json(specs: Sequence[RuleSpec], evaluation: Evaluation) -> list[st
             continue
         reasons = _Reasons(spec)
         counts = evaluation.counts.get(spec.id)
-        fired_points = column[fired].tolist()
-        fired_counts = np.round(counts[fired], 1).tolist() if counts is not None else [0.0] * len(fired)
-        for i, p, c in zip(fired.tolist(), fired_points, fired_counts, strict=True):
-            entries[i].append(reasons.entry(p, c))
-    return ["[" + ", ".join(e) + "]" for e in entries]
+        points = column[fired]
+        if reasons.uses_count and counts is not None:
+            shown = np.round(counts[fired], 1)
+        else:
+            shown = np.zeros(len(fired))
+        # Few distinct (points, count) pairs exist: build each entry's JSON once, then scatter it.
+        pairs = np.stack([points.astype(float), shown], axis=1)
+        distinct, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        texts = np.array([reasons.entry(int(p), float(c)) for p, c in distinct.tolist()], dtype=object)
+        cells[fired, j] = texts[inverse.reshape(-1)]
+    return ["[" + ", ".join(filter(None, row)) + "]" for row in cells.tolist()]
 
 
 def summarize(
@@ -362,47 +368,23 @@ def _lead_filter(column: str, ids: np.ndarray) -> tuple[str, list[Any]]:
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", [int(i) for i in ids]
 
 
-def fetch_lead_columns(ids: np.ndarray, fields: set[str]) -> dict[str, np.ndarray]:
-    """The lead fields rules need, one array per field in batch order (ids sorted ascending)."""
-    names = sorted(fields)
-    if not names or not len(ids):
-        return {name: np.empty(len(ids), dtype=object) for name in names}
-    selects = []
+def _lead_selects(names: Sequence[str], vendor: str) -> tuple[list[str], list[Any]]:
+    selects: list[str] = []
     params: list[Any] = []
     for name in names:
         if name.startswith("custom."):
             key = name.split(".", 1)[1]
-            if connection.vendor == "postgresql":
-                selects.append("custom ->> %s")
+            if vendor == "postgresql":
+                selects.append("l.custom ->> %s")
                 params.append(key)
             else:
-                selects.append("json_extract(custom, %s)")
+                selects.append("json_extract(l.custom, %s)")
                 params.append(f'$."{key}"')
         elif name == "email":
-            selects.append("COALESCE(email, '')")
+            selects.append("COALESCE(l.email, '')")
         else:
-            selects.append(connection.ops.quote_name(name))
-    where, where_params = _lead_filter("id", ids)
-    sql = f"SELECT id, {', '.join(selects)} FROM leadcrm_lead WHERE {where} ORDER BY id"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params + where_params)
-        rows = cursor.fetchall()
-    out = {name: np.full(len(ids), None, dtype=object) for name in names}
-    if not rows:
-        return out
-    row_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    position = np.searchsorted(ids, row_ids)
-    keep = (position < len(ids)) & (ids[np.minimum(position, len(ids) - 1)] == row_ids)
-    for j, name in enumerate(names, start=1):
-        values = np.empty(len(rows), dtype=object)
-        values[:] = [r[j] for r in rows]
-        out[name][position[keep]] = values[keep]
-        kind = field_kind(name)
-        if kind == "number":
-            out[name] = np.array([np.nan if v is None else v for v in out[name]], dtype=float)
-        elif kind == "text":
-            out[name] = _text(out[name])
-    return out
+            selects.append("l." + connection.ops.quote_name(name))
+    return selects, params
 
 
 def _age_and_pattern_sql(vendor: str) -> tuple[str, str]:
@@ -443,10 +425,12 @@ def counts_sql(keys: Sequence[CounterKey], lead_where: str, *, vendor: str, sinc
         if key.window_days is not None:
             conditions.append(f"age < {int(key.window_days)}")
         cond = " AND ".join(conditions)
-        outer_cols.append(f"COUNT(*) FILTER (WHERE {cond})")
+        outer_cols.append(f"COUNT(*) FILTER (WHERE {cond}) AS c{len(outer_cols)}")
         if key.half_life_days:
             rate = -math.log(2) / float(key.half_life_days)
-            outer_cols.append(f"COALESCE(SUM(EXP({rate!r} * age)) FILTER (WHERE {cond}), 0)")
+            outer_cols.append(
+                f"COALESCE(SUM(EXP({rate!r} * age)) FILTER (WHERE {cond}), 0) AS c{len(outer_cols)}"
+            )
     where = lead_where + (" AND occurred_at >= %s" if since else "")
     return (
         f"SELECT lead_id, {', '.join(outer_cols)} FROM ("
@@ -455,49 +439,43 @@ def counts_sql(keys: Sequence[CounterKey], lead_where: str, *, vendor: str, sinc
     )
 
 
-def fetch_counters(ids: np.ndarray, keys: Sequence[CounterKey], *, now: datetime) -> Counts:
-    """One aggregate query over the batch's interactions: counts per lead for each CounterKey."""
-    counts = Counts()
-    keys = list(dict.fromkeys(keys))
-    if not keys or not len(ids):
-        for key in keys:
-            counts.raw[key] = np.zeros(len(ids))
-            counts.weighted[key] = np.zeros(len(ids))
-        return counts
-    vendor = connection.vendor
-    today = now.astimezone(UTC).date()
+def _since(keys: Sequence[CounterKey], today: date) -> datetime | None:
+    """Oldest moment any rule looks at (None when a rule counts all time)."""
     windows = [k.window_days for k in keys]
-    since = None
-    if all(w is not None for w in windows):
-        first_day = today - timedelta(days=max(windows) - 1)  # type: ignore[type-var]
-        since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
-    lead_where, lead_params = _lead_filter("lead_id", ids)
-    sql = counts_sql(keys, lead_where, vendor=vendor, since=since is not None)
-    patterns = sorted({k.pattern for k in keys if k.pattern})
-    today_param: Any = today if vendor == "postgresql" else today.isoformat()
-    params: list[Any] = [today_param]
-    for p in patterns:
+    if not windows or any(w is None for w in windows):
+        return None
+    first_day = today - timedelta(days=max(windows) - 1)  # type: ignore[type-var]
+    return datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+
+
+def batch_sql(
+    ids: np.ndarray, names: Sequence[str], keys: Sequence[CounterKey], *, now: datetime
+) -> tuple[str, list[Any]]:
+    """ONE query for a batch: the rules' lead fields, LEFT JOINed to the interaction aggregate."""
+    vendor = connection.vendor
+    selects, params = _lead_selects(names, vendor)
+    lead_where, lead_params = _lead_filter("l.id", ids)
+    if not keys:
+        sql = f"SELECT l.id{''.join(', ' + x for x in selects)} FROM leadcrm_lead AS l WHERE {lead_where} ORDER BY l.id"
+        return sql, params + lead_params
+    today = now.astimezone(UTC).date()
+    since = _since(keys, today)
+    counts_where, counts_params = _lead_filter("lead_id", ids)
+    inner = counts_sql(keys, counts_where, vendor=vendor, since=since is not None)
+    width = sum(2 if k.half_life_days else 1 for k in keys)
+    counter_cols = ", ".join(f"c.c{j}" for j in range(width))
+    sql = (
+        f"SELECT l.id{''.join(', ' + x for x in selects)}, {counter_cols} "
+        f"FROM leadcrm_lead AS l LEFT JOIN ({inner}) AS c ON c.lead_id = l.id "
+        f"WHERE {lead_where} ORDER BY l.id"
+    )
+    params.append(today if vendor == "postgresql" else today.isoformat())
+    for p in sorted({k.pattern for k in keys if k.pattern}):
         params += [_like(p), _like(p)]
-    params += lead_params
+    params += counts_params
     if since is not None:
         params.append(connection.ops.adapt_datetimefield_value(since))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    width = sum(2 if k.half_life_days else 1 for k in keys)
-    matrix = np.zeros((len(ids), width))
-    if rows:
-        data = np.array(rows, dtype=float)
-        row_ids = data[:, 0].astype(np.int64)
-        position = np.searchsorted(ids, row_ids)
-        keep = (position < len(ids)) & (ids[np.minimum(position, len(ids) - 1)] == row_ids)
-        matrix[position[keep]] = data[keep, 1:]
-    j = 0
-    for key in keys:
-        counts.raw[key] = matrix[:, j]
-        counts.weighted[key] = matrix[:, j + 1] if key.half_life_days else matrix[:, j]
-        j += 2 if key.half_life_days else 1
-    return counts
+    return sql, params + lead_params
 
 
 def load_specs(rules: Sequence[Rule] | None = None) -> list[RuleSpec]:
@@ -537,13 +515,68 @@ def load_rule_set() -> tuple[list[RuleSpec], list[tuple[str, str, float]]]:
     return cached
 
 
+@dataclass
+class BatchInputs:
+    """What the two queries return for a batch: the rules' lead fields and interaction counts."""
+
+    ids: np.ndarray
+    columns: dict[str, np.ndarray]
+    counts: Counts
+
+
+def fetch_batch(ids: np.ndarray, specs: Sequence[RuleSpec], *, now: datetime) -> BatchInputs:
+    """The batch's lead fields and interaction counts, in one round trip (ids sorted ascending)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    names = sorted({name for spec in specs for name in spec.lead_fields if field_kind(name) is not None})
+    keys = list(dict.fromkeys(spec.counter for spec in specs if spec.counter is not None))
+    width = sum(2 if k.half_life_days else 1 for k in keys)
+    columns = {name: np.full(len(ids), None, dtype=object) for name in names}
+    matrix = np.zeros((len(ids), width))
+    if len(ids):
+        sql, params = batch_sql(ids, names, keys, now=now)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if rows:
+            row_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            position = np.searchsorted(ids, row_ids)
+            keep = (position < len(ids)) & (ids[np.minimum(position, len(ids) - 1)] == row_ids)
+            for j, name in enumerate(names, start=1):
+                values = np.empty(len(rows), dtype=object)
+                values[:] = [r[j] for r in rows]
+                columns[name][position[keep]] = values[keep]
+            if width:
+                first = 1 + len(names)
+                data = np.array([r[first:] for r in rows], dtype=float)  # NULL (no interactions) -> nan
+                matrix[position[keep]] = np.nan_to_num(data[keep])
+    for name in names:
+        kind = field_kind(name)
+        if kind == "number":
+            columns[name] = np.array([np.nan if v is None else v for v in columns[name]], dtype=float)
+        elif kind == "text":
+            columns[name] = _text(columns[name])
+    counts = Counts()
+    j = 0
+    for key in keys:
+        counts.raw[key] = matrix[:, j]
+        counts.weighted[key] = matrix[:, j + 1] if key.half_life_days else matrix[:, j]
+        j += 2 if key.half_life_days else 1
+    return BatchInputs(ids, columns, counts)
+
+
 def evaluate_batch(ids: np.ndarray, specs: Sequence[RuleSpec], *, now: datetime) -> Evaluation:
     """Run both queries for a batch of lead ids (sorted) and evaluate every rule."""
-    fields = {name for spec in specs for name in spec.lead_fields if field_kind(name) is not None}
-    columns = fetch_lead_columns(ids, fields)
-    keys = [spec.counter for spec in specs if spec.counter is not None]
-    counts = fetch_counters(ids, keys, now=now)
-    return evaluate(specs, columns, counts, len(ids))
+    inputs = fetch_batch(ids, specs, now=now)
+    return evaluate(specs, inputs.columns, inputs.counts, len(inputs.ids))
+
+
+def score_inputs(
+    inputs: BatchInputs, specs: Sequence[RuleSpec], bands: Sequence[tuple[str, str, float]]
+) -> BatchScores:
+    """Rule scores, grades and breakdowns from fetched inputs (pure)."""
+    return summarize(
+        inputs.ids, specs, evaluate(specs, inputs.columns, inputs.counts, len(inputs.ids)), bands
+    )
 
 
 def score_batch(
@@ -554,5 +587,4 @@ def score_batch(
     now: datetime,
 ) -> BatchScores:
     """Rule scores, grades and breakdowns of a batch of leads (ids sorted ascending)."""
-    ids = np.asarray(ids, dtype=np.int64)
-    return summarize(ids, specs, evaluate_batch(ids, specs, now=now), bands)
+    return score_inputs(fetch_batch(ids, specs, now=now), specs, bands)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from leadcrm.models import InteractionKind, Lead
@@ -125,8 +126,11 @@ def rescore_leads(lead_ids: Sequence[int], *, now: datetime | None = None) -> in
         return 0
     specs, bands = engine.load_rule_set()
     rows = score_rows(ids, specs, bands, now=now)
-    with transaction.atomic():
-        changed = _write(rows, now=now, touch=True)
+    if connection.vendor == "postgresql" and len(rows) <= VALUES_WRITE_MAX:
+        changed = _write_values(rows, now=now, touch=True)
+    else:
+        with transaction.atomic():
+            changed = _write(rows, now=now, touch=True)
     _report_failures(rows.scores.failures, now=now)
     return changed
 
@@ -150,18 +154,20 @@ _STAGE_COLUMNS = (
 _NUMERIC = ("rule_score", "fit_score", "engagement_score", "grade", "ml_probability", "priority")
 
 
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    # COPY text format: backslash, tab and newline are escaped (JSON text has no raw tabs/newlines).
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+def _escape(text: str) -> str:
+    # COPY text format: backslash is the escape character (json.dumps writes \u2013 and the like);
+    # JSON text never holds a raw tab or newline.
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+_NULL = "\\N"
 
 
 def _copy_rows(table: str, rows: ScoreRows) -> None:
-    lines = ["\t".join(_copy_text(v) for v in row) for row in rows.tuples()]
+    lines = [
+        f"{i}\t{r!r}\t{f!r}\t{e!r}\t{g}\t{_escape(b)}\t{_NULL if p is None else repr(p)}\t{_escape(m)}\t{pr!r}"
+        for i, r, f, e, g, b, p, m, pr in rows.tuples()
+    ]
     if not lines:
         return
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
@@ -170,7 +176,7 @@ def _copy_rows(table: str, rows: ScoreRows) -> None:
             copy.write("\n".join(lines[start : start + step]) + "\n")
 
 
-def _apply_stage_sql(table: str, *, touch: bool, only_scored_before: bool) -> str:
+def _apply_stage_sql(source: str, *, touch: bool, only_scored_before: bool) -> str:
     numeric_old = ", ".join(f"old.{c}" for c in _NUMERIC)
     numeric_new = ", ".join(f"s.{c}" for c in _NUMERIC)
     score_changed = f"(old.scored_at IS NULL OR ({numeric_old}) IS DISTINCT FROM ({numeric_new}))"
@@ -198,7 +204,7 @@ def _apply_stage_sql(table: str, *, touch: bool, only_scored_before: bool) -> st
     return f"""
         WITH updated AS (
             UPDATE leadcrm_lead AS l SET {sets}, scored_at = %(now)s
-            FROM {table} AS s JOIN leadcrm_lead AS old ON old.id = s.id
+            FROM {source} JOIN leadcrm_lead AS old ON old.id = s.id
             WHERE l.id = s.id AND {where}
             RETURNING l.id, s.rule_score, s.fit_score, s.engagement_score, s.grade, s.ml_probability,
                       s.priority, {score_changed} AS score_changed
@@ -213,8 +219,38 @@ def _apply_stage_sql(table: str, *, touch: bool, only_scored_before: bool) -> st
     """
 
 
+_VALUES_TYPES = ("bigint", "float8", "float8", "float8", "varchar", "jsonb", "float8", "jsonb", "float8")
+VALUES_WRITE_MAX = 200
+
+
+def _write_values(rows: ScoreRows, *, now: datetime, touch: bool) -> int:
+    """The event path (a few leads): the same UPDATE … FROM with the rows inline, sent as ONE
+    statement string, so it is one round trip and its own transaction. COPY into a temp table
+    costs five round trips, which dominate a single-lead rescore."""
+    params: dict[str, Any] = {"now": now, "since": None}
+    tuples = []
+    for i, row in enumerate(rows.tuples()):
+        cells = []
+        for j, (value, sql_type) in enumerate(zip(row, _VALUES_TYPES, strict=True)):
+            params[f"v{i}_{j}"] = value
+            cells.append(f"%(v{i}_{j})s::{sql_type}")
+        tuples.append(f"({', '.join(cells)})")
+    source = (
+        f"(VALUES {', '.join(tuples)}) AS s(id, rule_score, fit_score, engagement_score, grade, "
+        "score_breakdown, ml_probability, ml_factors, priority)"
+    )
+    # Scores are derived data the sweep can recompute: no need to wait for the WAL flush.
+    sql = "SET LOCAL synchronous_commit TO OFF; " + _apply_stage_sql(
+        source, touch=touch, only_scored_before=False
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        cursor.nextset()  # the first result is the SET's
+        return int(cursor.fetchone()[0])
+
+
 def _apply_stage(table: str, *, now: datetime, touch: bool, since: datetime | None = None) -> int:
-    sql = _apply_stage_sql(table, touch=touch, only_scored_before=since is not None)
+    sql = _apply_stage_sql(f"{table} AS s", touch=touch, only_scored_before=since is not None)
     with connection.cursor() as cursor:
         cursor.execute(sql, {"now": now, "since": since})
         return int(cursor.fetchone()[0])
@@ -328,6 +364,32 @@ class _RecomputeStage:
                 cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
 
 
+def _prefetched(
+    chunks: Sequence[np.ndarray], specs: Sequence[engine.RuleSpec], *, now: datetime
+) -> Iterator[engine.BatchInputs]:
+    """Each chunk's query results; on PostgreSQL the next chunk's queries run (in a second
+    connection) while this one is evaluated and written, so the database and Python overlap."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block or len(chunks) < 2:
+        # Inside a transaction a second connection would not see its rows: run in line.
+        for chunk in chunks:
+            yield engine.fetch_batch(chunk, specs, now=now)
+        return
+
+    def fetch(chunk: np.ndarray) -> engine.BatchInputs:
+        return engine.fetch_batch(chunk, specs, now=now)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring-prefetch") as pool:
+        try:
+            pending = pool.submit(fetch, chunks[0])
+            for following in [*chunks[1:], None]:
+                inputs = pending.result()
+                if following is not None:
+                    pending = pool.submit(fetch, following)
+                yield inputs
+        finally:
+            pool.submit(connections.close_all).result()
+
+
 def _all_lead_ids() -> np.ndarray:
     with connection.cursor() as cursor:
         cursor.execute("SELECT id FROM leadcrm_lead ORDER BY id")
@@ -354,13 +416,15 @@ def recompute_all(
     bands = engine.load_bands()
     failures: dict[int, str] = {}
     stage = _RecomputeStage(run.pk)
+    chunks = [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
+    done = 0
     try:
-        for start in range(0, len(ids), chunk_size):
-            chunk = ids[start : start + chunk_size]
-            rows = score_rows(chunk, specs, bands, now=now)
+        for inputs in _prefetched(chunks, specs, now=now):
+            rows = _with_predictions(engine.score_inputs(inputs, specs, bands), now=now)
             failures.update(rows.scores.failures)
             stage.add(rows)
-            RecomputeRun.objects.filter(pk=run.pk).update(done_leads=start + len(chunk))
+            done += len(inputs.ids)
+            RecomputeRun.objects.filter(pk=run.pk).update(done_leads=done)
         RecomputeRun.objects.filter(pk=run.pk).update(status=RecomputeRun.Status.APPLYING)
         with transaction.atomic():
             changed = stage.apply(now=now, since=started)

@@ -44,6 +44,10 @@ def test_name_not_capitalised(first: str, last: str, expected: bool) -> None:
         ("Analytical Engines Ltd", False),
         ("Müller GmbH", False),
         ("Bob", False),
+        ("Liberty Property Trust", False),  # "erty" is a keyboard run, but too short to judge
+        ("Hertz", False),
+        ("Schmidt", False),
+        ("lalala", True),
     ],
 )
 def test_keyboard_mash(text: str, expected: bool) -> None:
