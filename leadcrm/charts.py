@@ -16,10 +16,10 @@ class LineChart:
     width: int
     height: int
     path: str  # SVG path "M x y L x y …"
-    points: list[tuple[float, float, str]]  # x, y, label (for <title> tooltips)
+    points: list[tuple[str, str, str]]  # x, y (formatted for SVG), label (for <title> tooltips)
     y_min: float
     y_max: float
-    baseline_y: float | None  # y of value 0 when 0 is inside the range (sentiment)
+    baseline_y: str | None  # y of value 0 when 0 is inside the range (sentiment)
     first_label: str
     last_label: str
 
@@ -32,7 +32,7 @@ class LineChart:
 class Bar:
     label: str
     value: float
-    width: float  # 0..100 (% of the widest bar)
+    width: str  # 0..100 (% of the widest bar), formatted for CSS
     text: str
 
 
@@ -66,9 +66,9 @@ def line_chart(
     def y_of(v: float) -> float:
         return round(height - pad - (height - 2 * pad) * (v - lo) / (hi - lo), 1)
 
-    points = [(x_of(t), y_of(v), f"{t:%Y-%m-%d %H:%M}: {fmt.format(v)}") for t, v in series]
+    points = [(f"{x_of(t)}", f"{y_of(v)}", f"{t:%Y-%m-%d %H:%M}: {fmt.format(v)}") for t, v in series]
     path = " ".join(f"{'M' if i == 0 else 'L'}{x} {y}" for i, (x, y, _) in enumerate(points))
-    baseline = y_of(0.0) if lo < 0 < hi else None
+    baseline = f"{y_of(0.0)}" if lo < 0 < hi else None
     return LineChart(
         width,
         height,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -18,11 +19,12 @@ from django.utils import timezone
 from leadcrm import talking_points as tp
 from leadcrm.models import (
     CLOSED_STATUSES,
+    MANAGER_GROUP,
+    SALESPERSON_GROUP,
     FollowUp,
     Interaction,
     InteractionKind,
     Lead,
-    LeadStatus,
     Segment,
     is_manager,
 )
@@ -58,8 +60,8 @@ SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "newest": ("Newest", ("-created_at", "-id")),
     "name": ("Name", ("last_name", "first_name", "id")),
 }
-TIMELINE_LIMIT = 50
-CONTEXT_TOUCHES = 400  # interactions read for talking points and interests (newest first)
+TIMELINE_LIMIT = 30
+CONTEXT_TOUCHES = 300  # interactions read for talking points and interests (newest first)
 TREND_POINTS = 60
 
 
@@ -135,7 +137,6 @@ def lead_queue(
     live: bool = False,
     q: str = "",
     sort: str = "",
-    **_ignored: Any,
 ) -> QuerySet[Lead]:
     """The leads `user` may see, filtered, in queue order (validated filter values expected).
 
@@ -200,10 +201,10 @@ def queue_page(
 def filter_choices(*, user: Any) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """Segments and (for managers) owners for the queue filters: two small queries."""
     segments = list(Segment.objects.order_by("name").values_list("id", "name"))
-    from django.contrib.auth import get_user_model
-
     if is_manager(user):
-        users = get_user_model().objects.filter(groups__name__in=("Salesperson", "Manager"), is_active=True)
+        users = get_user_model().objects.filter(
+            groups__name__in=(SALESPERSON_GROUP, MANAGER_GROUP), is_active=True
+        )
         owners = [
             (pk, " ".join(p for p in (first, last) if p) or username)
             for pk, username, first, last in users.distinct()
@@ -220,6 +221,15 @@ def visible_lead(*, user: Any, lead_id: int) -> Lead:
     return get_object_or_404(Lead.objects.visible_to(user).select_related("owner"), pk=lead_id)
 
 
+def _with_times(rows: list[Interaction]) -> list[Interaction]:
+    # Timestamps formatted once here: per-item date filters were a large share of the panel's render.
+    for row in rows:
+        local = timezone.localtime(row.occurred_at)
+        row.when_iso = row.occurred_at.isoformat()
+        row.when_text = f"{local.day} {local:%b %Y, %H:%M}"
+    return rows
+
+
 def lead_timeline(
     *, lead: Lead, kind: int | None = None, before: datetime | None = None, limit: int = TIMELINE_LIMIT
 ) -> list[Interaction]:
@@ -229,7 +239,7 @@ def lead_timeline(
         rows = rows.filter(kind=kind)
     if before is not None:
         rows = rows.filter(occurred_at__lt=before)
-    return list(rows.order_by("-occurred_at", "-id")[:limit])
+    return _with_times(list(rows.order_by("-occurred_at", "-id")[:limit]))
 
 
 def kind_counts(*, lead: Lead) -> list[tuple[InteractionKind, int]]:
@@ -323,7 +333,7 @@ def lead_context(*, user: Any, lead_id: int, now: datetime | None = None) -> Lea
     total = sum(n for _, n in kinds)
     return LeadContext(
         lead=lead,
-        timeline=recent[:TIMELINE_LIMIT],
+        timeline=_with_times(recent[:TIMELINE_LIMIT]),
         timeline_has_more=total > TIMELINE_LIMIT,
         kinds=kinds,
         snapshots=snapshots,
@@ -372,6 +382,3 @@ def due_count(*, user: Any, now: datetime | None = None) -> int:
     return FollowUp.objects.filter(
         assigned_to=user, done_at__isnull=True, due_at__lt=end_of_today(now or timezone.now())
     ).count()
-
-
-OPEN_STATUSES = tuple(s for s in LeadStatus.values if s not in CLOSED_STATUSES)
