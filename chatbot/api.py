@@ -8,11 +8,14 @@ guarded by the site key, the Origin, rate limits and input limits instead.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.http import HttpRequest
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -71,6 +74,27 @@ def _bad_input(exc: ValidationError) -> DRFValidationError:
     return DRFValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
 
 
+# Under ASGI every concurrent request gets its own thread and database connection. A burst of
+# visitors must queue here rather than exhaust the database's connections and fail with 500s.
+CHAT_DB_SLOTS = threading.BoundedSemaphore(8)
+
+
+_sites: dict[str, tuple[float, Site | None]] = {}
+SITE_CACHE_SECONDS = 5.0
+
+
+def cached_site(key: str) -> Site | None:
+    """The site for a public key, cached per process for a few seconds (every widget call needs it)."""
+    hit = _sites.get(key)
+    if hit is not None and time.monotonic() - hit[0] < SITE_CACHE_SECONDS:
+        return hit[1]
+    site = Site.objects.filter(public_key=key).first() if key else None
+    if len(_sites) > 10_000:  # unknown keys must not grow this without bound
+        _sites.clear()
+    _sites[key] = (time.monotonic(), site)
+    return site
+
+
 class PublicChatView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -80,11 +104,20 @@ class PublicChatView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self.origin = request_origin(request)
-        site = Site.objects.filter(public_key=kwargs.get("key", "")).first()
+        site = cached_site(str(kwargs.get("key", "")))
         if site is None or not services.origin_allowed(site, self.origin):
             raise PermissionDenied("Unknown site key, or this website (Origin) is not allowed to use it.")
         self.site = site
         super().initial(request, *args, **kwargs)
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
+        with CHAT_DB_SLOTS:
+            try:
+                return super().dispatch(request, *args, **kwargs)
+            finally:
+                if settings.DATABASES["default"].get("CONN_MAX_AGE") == 0 and not connection.in_atomic_block:
+                    # Give the connection back inside the slot, so slots bound open connections.
+                    connection.close()
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -314,15 +347,17 @@ class MessagesView(PublicChatView):
     def post(self, request: Request, key: str, token: str) -> Response:
         started = time.perf_counter()
         data = self.valid(MessageIn)
-        conversation = self.conversation()
         try:
             messages = services.post_visitor_message(
-                conversation=conversation, text=data["text"], client_id=data["client_id"]
+                site=self.site, token=token, text=data["text"], client_id=data["client_id"]
             )
+        except Conversation.DoesNotExist:
+            raise NotFound("No such conversation on this site; start a new one.") from None
         except ValidationError as exc:
             raise _bad_input(exc) from None
+        conversation = messages[0].conversation
         # The service worked on a locked, fresh copy of the conversation: its status is current.
-        response = _messages_response(messages[0].conversation if messages else conversation, messages)
+        response = _messages_response(conversation, messages)
         # Server-side time from request to bot reply, for bench_chat and browser devtools.
         response["Server-Timing"] = f"bot;dur={(time.perf_counter() - started) * 1000:.2f}"
         return response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from leadcrm.settings import *  # noqa: F403
-from leadcrm.settings import REST_FRAMEWORK
+from leadcrm.settings import DATABASES, REST_FRAMEWORK
 
 # One benchmark client sends every visitor's messages from 127.0.0.1; the real per-IP and
 # per-visitor limits would (correctly) stop it.
@@ -12,3 +12,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"chat_visitor": "1000000/min", "chat_ip": "10000000/min"},
 }
 DEBUG = False  # no query log growing in memory during the run
+# Under ASGI every concurrent request runs in its own thread with its own database connection;
+# with 200 visitors at once, persistent connections would exceed PostgreSQL's max_connections.
+# Close them after each request (production: the same, or a pooler such as PgBouncer).
+DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -393,9 +393,19 @@ def _apply_stated_profile(lead: Lead, reply: bot.Reply) -> None:
 
 @transaction.atomic
 def post_visitor_message(
-    *, conversation: Conversation, text: str, client_id: str = "", now: datetime | None = None
+    *,
+    conversation: Conversation | None = None,
+    site: Site | None = None,
+    token: str = "",
+    text: str,
+    client_id: str = "",
+    now: datetime | None = None,
 ) -> list[Message]:
-    """Store a visitor message (+ interaction with sentiment) and the bot's reply if the bot is on."""
+    """Store a visitor message (+ interaction with sentiment) and the bot's reply if the bot is on.
+
+    Give the conversation, or the site and the visitor's conversation token (one query fewer on
+    the hot path); an unknown token raises Conversation.DoesNotExist.
+    """
     now = now or timezone.now()
     text = (text or "").strip()
     if not text:
@@ -404,9 +414,11 @@ def post_visitor_message(
         raise ValidationError({"text": f"Messages are limited to {MAX_MESSAGE_CHARS} characters."})
     client_id = (client_id or "")[:40]
     # The row lock serialises this visitor's messages, so the resend check below cannot race.
-    conversation = (
-        Conversation.objects.select_for_update().select_related("site", "lead").get(pk=conversation.pk)
-    )
+    locked = Conversation.objects.select_for_update().select_related("site", "lead")
+    if conversation is not None:
+        conversation = locked.get(pk=conversation.pk)
+    else:
+        conversation = locked.get(token=token, site=site)
     if client_id:
         first = conversation.messages.filter(client_id=client_id).first()
         if first is not None:  # a resend after a network drop: answer with what we stored
@@ -415,12 +427,15 @@ def post_visitor_message(
         conversation.status = ConversationStatus.BOT
         conversation.closed_at = None
     score = sentiment_score(text)
+    reply = _decide(conversation, text, score) if conversation.status == ConversationStatus.BOT else None
     visitor_message = Message.objects.create(
         conversation=conversation,
         sender=Sender.VISITOR,
         text=text,
         client_id=client_id,
         sentiment=score,
+        unanswered=bool(reply and reply.unanswered),
+        confidence=reply.confidence if reply and reply.unanswered else None,
         created_at=now,
     )
     crm.record_interaction(
@@ -431,8 +446,8 @@ def post_visitor_message(
         sentiment=score,
     )
     out = [visitor_message]
-    if conversation.status == ConversationStatus.BOT:
-        out += _bot_turn(conversation, visitor_message, now)
+    if reply is not None:
+        out += _bot_turn(conversation, reply, now)
     else:
         conversation.negative_count += int(bot.is_negative(score))
     conversation.last_message_at = now
@@ -444,7 +459,7 @@ def post_visitor_message(
     return out
 
 
-def _bot_turn(conversation: Conversation, visitor_message: Message, now: datetime) -> list[Message]:
+def _decide(conversation: Conversation, text: str, score: float) -> bot.Reply:
     site = conversation.site
     state = bot.BotState(
         unsure_count=conversation.unsure_count,
@@ -452,15 +467,14 @@ def _bot_turn(conversation: Conversation, visitor_message: Message, now: datetim
         negative_limit=site.negative_messages_for_handoff,
         threshold=site.faq_threshold,
     )
-    hit = None if bot.wants_human(visitor_message.text) else best_faq(site, visitor_message.text)
-    reply = bot.reply_to(visitor_message.text, state=state, hit=hit, sentiment=visitor_message.sentiment)
+    hit = None if bot.wants_human(text) else best_faq(site, text)
+    return bot.reply_to(text, state=state, hit=hit, sentiment=score)
+
+
+def _bot_turn(conversation: Conversation, reply: bot.Reply, now: datetime) -> list[Message]:
     conversation.unsure_count = reply.unsure_count
     conversation.negative_count = reply.negative_count
     _apply_stated_profile(conversation.lead, reply)
-    if reply.unanswered:
-        visitor_message.unanswered = True
-        visitor_message.confidence = reply.confidence
-        visitor_message.save(update_fields=["unanswered", "confidence"])
     if reply.action == "handoff":
         out = [_bot_message(conversation, reply.text, now)] if reply.text else []
         return out + _handoff(conversation, now)

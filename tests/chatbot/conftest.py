@@ -12,6 +12,9 @@ def _fresh_rate_limits() -> Iterator[None]:
     from chatbot import services
 
     cache.clear()
+    from chatbot import api
+
     services._faq_cache.clear()
+    api._sites.clear()
     yield
     cache.clear()

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -112,6 +113,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers", type=int, default=0, help="uvicorn workers (default: 2 with Redis, else 1)"
         )
+        parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which visitors arrive")
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args: object, **options: Any) -> None:
@@ -160,16 +162,20 @@ class Command(BaseCommand):
             ],
             env=env,
             cwd=settings.BASE_DIR,
+            start_new_session=True,  # its own process group: workers are stopped with it
         )
         try:
             self._wait_for(port, server)
-            result = asyncio.run(self._run(port, n, m, float(options["think"]), int(options["seed"])))
+            result = asyncio.run(
+                self._run(port, n, m, float(options["think"]), int(options["seed"]), float(options["ramp"]))
+            )
         finally:
-            server.terminate()
+            os.killpg(server.pid, signal.SIGTERM)
             try:
                 server.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                server.kill()
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=5)
         result.update(
             workers=workers,
             database=settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
@@ -198,7 +204,7 @@ class Command(BaseCommand):
                 time.sleep(0.2)
         raise CommandError("The benchmark server did not start within 30 s.")
 
-    async def _run(self, port: int, n: int, m: int, think: float, seed: int) -> dict[str, Any]:
+    async def _run(self, port: int, n: int, m: int, think: float, seed: int, ramp: float) -> dict[str, Any]:
         from websockets.asyncio.client import connect
 
         rng = random.Random(seed)
@@ -228,6 +234,7 @@ class Command(BaseCommand):
         async def visitor(index: int) -> None:
             nonlocal open_now, peak, delivered, expected, opened
             http = Http("127.0.0.1", port)
+            await asyncio.sleep(ramp * index / n)  # visitors arrive over the ramp, not in one instant
             try:
                 status, _, body = await http.request(
                     "POST", base + "conversations/", {"visitor_id": f"bench-{run}-{index:05d}"}
