@@ -401,6 +401,36 @@ def drive(
             results.setdefault(name, []).append(elapsed)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_pids(master: int, database_url: str) -> list[int]:
+    """The gunicorn workers and the PostgreSQL backends serving them."""
+    import psycopg
+
+    workers = [
+        int(p)
+        for p in subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    ]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        backends = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    return workers + backends
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -451,6 +481,13 @@ def main() -> None:
         )
         for t in threads:
             t.start()
+        # CPU actually spent serving (app workers + database backends) during the measured window:
+        # on a shared machine this, unlike latency, does not depend on what else is running.
+        time.sleep(args.warmup + 3)  # logins and warm-up
+        pids = server_pids(server.pid, database_url)
+        cpu_start, window_start = cpu_seconds(pids), time.perf_counter()
+        time.sleep(max(0.0, args.duration - 4))
+        cpu_used, window = cpu_seconds(pids) - cpu_start, time.perf_counter() - window_start
         for t in threads:
             t.join()
     finally:
@@ -467,6 +504,9 @@ def main() -> None:
         }
         for name, times in sorted(results.items())
     }
+    total_requests = sum(len(t) for t in results.values())
+    rate = total_requests / args.duration if args.duration else 0.0
+    cpu_per_request_ms = 1000 * cpu_used / (rate * window) if rate and window else None
     summary = {
         "leads": n_leads,
         "interactions": n_interactions,
@@ -476,6 +516,9 @@ def main() -> None:
         "load_seconds": load_timings,
         "machine_loadavg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "pages": pages,
+        "throughput_rps": round(rate, 1),
+        "server_cpu_ms_per_request": round(cpu_per_request_ms, 1) if cpu_per_request_ms else None,
+        "cores": os.cpu_count(),
         "queue_p95_ms": pages.get("queue", {}).get("p95_ms"),
         "lead_context_p95_ms": pages.get("lead_context", {}).get("p95_ms"),
         "targets": TARGETS,

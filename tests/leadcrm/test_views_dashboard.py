@@ -332,3 +332,16 @@ def test_timeline_pages_back_with_before(seller_client, salesperson) -> None:  #
     assert re.search(r"/page-0\s", second)
     assert f"/page-{TIMELINE_LIMIT + 4}" not in second
     assert "Back to newest" in second
+
+
+def test_queue_rows_escape_what_leads_typed(seller_client) -> None:  # noqa: ANN001
+    make_lead(
+        first_name='<img src=x onerror="alert(1)">',
+        company_name="<script>alert(2)</script>",
+        score_breakdown=[{"rule": "r", "points": 5, "reason": "<b>bold</b>"}],
+    )
+    html = seller_client.get(QUEUE, **HX).content.decode()
+    assert "<img src=x" not in html
+    assert "<script>alert(2)" not in html
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+    assert "&lt;b&gt;bold&lt;/b&gt; (+5)" in html
