@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Window
 from django.db.models.functions import Ntile
@@ -140,12 +141,25 @@ def funnel(leads: QuerySet[Lead]) -> list[FunnelStep]:
     return [FunnelStep(label, n, (n / total) if total else 0.0) for label, n in steps]
 
 
+REPORT_CACHE_SECONDS = 120
+
+
 def manager_report(period: str, *, now: datetime | None = None) -> dict[str, Any]:
     """All report tables for one period."""
+    now = now or timezone.now()
     leads = leads_in_period(period, now=now)
     return {
+        "computed_at": now,
         "by_source": by_source(leads),
         "by_grade": by_grade(leads),
         "by_decile": by_score_decile(leads),
         "funnel": funnel(leads),
     }
+
+
+def cached_manager_report(period: str) -> dict[str, Any]:
+    """The report, recomputed at most every two minutes: on a million leads it scans the table
+    a few times (seconds), and managers reload it far more often than the numbers move."""
+    return cache.get_or_set(
+        f"leadcrm:manager-report:{period}", lambda: manager_report(period), REPORT_CACHE_SECONDS
+    )

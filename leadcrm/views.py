@@ -410,7 +410,7 @@ def manager_reports(request: HttpRequest) -> HttpResponse:
     form = ReportForm(request.GET or None)
     period = form.period_value() if form.is_bound else "365"
     status = 400 if form.is_bound and not form.is_valid() else 200
-    data = reports.manager_report(period)
+    data = reports.cached_manager_report(period)
     context = {
         "form": form,
         "period": period,

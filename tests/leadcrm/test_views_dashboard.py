@@ -294,6 +294,11 @@ def test_live_panel_url_falls_back_to_none_without_the_route() -> None:
 
 
 def test_reports_are_for_managers(seller_client, client, manager) -> None:  # noqa: ANN001
+    from django.core.cache import cache
+
+    from leadcrm.reports import PERIODS
+
+    cache.delete_many([f"leadcrm:manager-report:{p}" for p in PERIODS])  # reports are cached for two minutes
     make_lead(status="won", source="referral", grade="A1", closed_at=timezone.now())
     assert seller_client.get(reverse("leadcrm:reports")).status_code == 403
     client.force_login(manager)
