@@ -414,7 +414,8 @@ def post_visitor_message(
         raise ValidationError({"text": f"Messages are limited to {MAX_MESSAGE_CHARS} characters."})
     client_id = (client_id or "")[:40]
     # The row lock serialises this visitor's messages, so the resend check below cannot race.
-    locked = Conversation.objects.select_for_update().select_related("site", "lead")
+    # of=self: without it PostgreSQL also locks the joined site row and serialises every chat.
+    locked = Conversation.objects.select_for_update(of=("self",)).select_related("site", "lead")
     if conversation is not None:
         conversation = locked.get(pk=conversation.pk)
     else:
@@ -528,7 +529,9 @@ def request_handoff(*, conversation: Conversation, now: datetime | None = None) 
     """The visitor asked for a person (button): wait for one in hours, offer a callback out of hours."""
     now = now or timezone.now()
     conversation = (
-        Conversation.objects.select_for_update().select_related("site", "lead").get(pk=conversation.pk)
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("site", "lead")
+        .get(pk=conversation.pk)
     )
     if conversation.status in (ConversationStatus.WAITING, ConversationStatus.HUMAN):
         return []
@@ -571,7 +574,9 @@ def identify_visitor(
         except ValidationError:
             raise ValidationError({"email": "That email address does not look right."}) from None
     conversation = (
-        Conversation.objects.select_for_update().select_related("lead", "site").get(pk=conversation.pk)
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("lead", "site")
+        .get(pk=conversation.pk)
     )
     lead = conversation.lead
     if email and (lead.email or "").lower() != email:
@@ -662,7 +667,9 @@ def take_over(
 ) -> Conversation:
     """A salesperson takes the chat from the bot (claims an unassigned lead); the visitor is told."""
     now = now or timezone.now()
-    conversation = Conversation.objects.select_for_update().select_related("lead").get(pk=conversation.pk)
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",)).select_related("lead").get(pk=conversation.pk)
+    )
     if conversation.status == ConversationStatus.HUMAN and conversation.agent_id == user.pk:
         return conversation
     lead = conversation.lead

@@ -54,6 +54,15 @@ class Http:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], bytes]:
+        try:
+            return await self._request(method, path, body)
+        except (ConnectionError, IndexError, asyncio.IncompleteReadError):
+            # The server closed an idle keep-alive connection: reconnect once and resend.
+            await self.close()
+            self.reader = self.writer = None
+            return await self._request(method, path, body)
+
+    async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -156,6 +165,8 @@ class Command(BaseCommand):
                 str(workers),
                 "--log-level",
                 "warning",
+                "--timeout-keep-alive",
+                "30",
                 "--no-access-log",
                 "--ws",
                 "websockets-sansio",
@@ -186,7 +197,9 @@ class Command(BaseCommand):
             f"{result['conversations']} conversations, {result['messages']} messages, {result['errors']} errors; "
             f"server-side p95 {result['server_p95_ms']} ms (p50 {result['server_p50_ms']} ms); "
             f"client round trip p95 {result['client_p95_ms']} ms; websockets open at once: {result['ws_open_peak']}; "
-            f"bot replies delivered over websocket {result['ws_delivered']}/{result['ws_expected']}."
+            f"bot replies pushed over websocket {result['ws_delivered']}/{result['ws_expected']}, "
+            f"fetched after a reconnect {result['ws_recovered_after_reconnect']} "
+            f"({result['ws_reconnects']} reconnects)."
         )
         self.stdout.write(json.dumps(result))
 
@@ -216,6 +229,8 @@ class Command(BaseCommand):
         open_now = 0
         peak = 0
         delivered = 0
+        recovered = 0
+        drops = 0
         expected = 0
         all_open = asyncio.Event()
         opened = 0
@@ -232,7 +247,7 @@ class Command(BaseCommand):
         await warm.close()
 
         async def visitor(index: int) -> None:
-            nonlocal open_now, peak, delivered, expected, opened
+            nonlocal delivered, expected, recovered
             http = Http("127.0.0.1", port)
             await asyncio.sleep(ramp * index / n)  # visitors arrive over the ramp, not in one instant
             try:
@@ -245,49 +260,79 @@ class Command(BaseCommand):
                 token = json.loads(body)["token"]
                 bot_ids: set[int] = set()
                 seen: set[int] = set()
-                async with connect(
-                    f"ws://127.0.0.1:{port}/ws/chat/visitor/{token}/", origin=BENCH_ORIGIN
-                ) as ws:
-                    open_now += 1
-                    opened += 1
-                    peak = max(peak, open_now)
-                    if opened == n:
-                        all_open.set()
+                fetched: set[int] = set()
+                done = asyncio.Event()
+                connected = asyncio.Event()
 
-                    async def listen() -> None:
-                        async for raw in ws:
-                            event = json.loads(raw)
-                            if event.get("type") == "message":
-                                seen.add(event["message"]["id"])
+                async def socket_loop() -> None:
+                    # Like the widget: on a drop, reconnect and fetch what was missed over HTTP.
+                    nonlocal open_now, peak, opened, drops
+                    first = True
+                    resync = Http("127.0.0.1", port)
+                    try:
+                        while not done.is_set():
+                            try:
+                                async with connect(
+                                    f"ws://127.0.0.1:{port}/ws/chat/visitor/{token}/", origin=BENCH_ORIGIN
+                                ) as ws:
+                                    open_now += 1
+                                    peak = max(peak, open_now)
+                                    if first:
+                                        first = False
+                                        opened += 1
+                                        if opened == n:
+                                            all_open.set()
+                                    connected.set()
+                                    try:
+                                        if not first:
+                                            _, _, body = await resync.request(
+                                                "GET", base + f"conversations/{token}/messages/?after=0"
+                                            )
+                                            fetched.update(m["id"] for m in json.loads(body)["messages"])
+                                        async for raw in ws:
+                                            event = json.loads(raw)
+                                            if event.get("type") == "message":
+                                                seen.add(event["message"]["id"])
+                                    finally:
+                                        open_now -= 1
+                            except Exception:
+                                pass
+                            if not done.is_set():
+                                drops += 1
+                                await asyncio.sleep(0.5)
+                    finally:
+                        await resync.close()
 
-                    listener = asyncio.create_task(listen())
-                    await asyncio.sleep(rng.uniform(0, think))
-                    for k in range(m):
-                        text = QUESTIONS[(index + k) % len(QUESTIONS)]
-                        started = time.perf_counter()
-                        status, headers, body = await http.request(
-                            "POST",
-                            base + f"conversations/{token}/messages/",
-                            {"text": text, "client_id": f"{run}-{k}"},
-                        )
-                        client_ms.append((time.perf_counter() - started) * 1000)
-                        if status != 200:
-                            errors.append(f"message {status}")
-                            continue
-                        timing = headers.get("server-timing", "")
-                        if "dur=" in timing:
-                            server_ms.append(float(timing.split("dur=")[1]))
-                        bot_ids |= {msg["id"] for msg in json.loads(body)["messages"] if msg["from"] == "bot"}
-                        await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
-                    # Keep every socket open until all N are open at the same time.
-                    await asyncio.wait_for(all_open.wait(), timeout=120)
-                    deadline = time.monotonic() + 10
-                    while not bot_ids <= seen and time.monotonic() < deadline:
-                        await asyncio.sleep(0.05)
-                    expected += len(bot_ids)
-                    delivered += len(bot_ids & seen)
-                    listener.cancel()
-                    open_now -= 1
+                listener = asyncio.create_task(socket_loop())
+                await asyncio.wait_for(connected.wait(), timeout=60)
+                await asyncio.sleep(rng.uniform(0, think))
+                for k in range(m):
+                    text = QUESTIONS[(index + k) % len(QUESTIONS)]
+                    started = time.perf_counter()
+                    status, headers, body = await http.request(
+                        "POST",
+                        base + f"conversations/{token}/messages/",
+                        {"text": text, "client_id": f"{run}-{k}"},
+                    )
+                    client_ms.append((time.perf_counter() - started) * 1000)
+                    if status != 200:
+                        errors.append(f"message {status}")
+                        continue
+                    timing = headers.get("server-timing", "")
+                    if "dur=" in timing:
+                        server_ms.append(float(timing.split("dur=")[1]))
+                    bot_ids |= {msg["id"] for msg in json.loads(body)["messages"] if msg["from"] == "bot"}
+                    await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
+                # Keep every socket open until all N are open at the same time.
+                await asyncio.wait_for(all_open.wait(), timeout=180)
+                deadline = time.monotonic() + 30
+                while not bot_ids <= (seen | fetched) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                expected += len(bot_ids)
+                delivered += len(bot_ids & seen)
+                recovered += len((bot_ids - seen) & fetched)
+                done.set()
+                listener.cancel()
             except Exception as exc:  # counted, reported; the run goes on
                 errors.append(f"{type(exc).__name__}: {exc}"[:200])
             finally:
@@ -310,6 +355,8 @@ class Command(BaseCommand):
             "client_p95_ms": round(float(np.percentile(client, 95)), 1),
             "ws_open_peak": peak,
             "ws_delivered": delivered,
+            "ws_recovered_after_reconnect": recovered,
+            "ws_reconnects": drops,
             "ws_expected": expected,
             "seconds": round(seconds, 1),
             "messages_per_second": round(len(server_ms) / seconds, 1),
