@@ -208,3 +208,20 @@ def test_tablet_width_stacks_the_panel_under_the_queue(browser, live_server) -> 
         assert page.evaluate("document.documentElement.scrollWidth") <= 768  # no sideways scrolling
     finally:
         context.close()
+
+
+def test_keyboard_only_search_open_and_close(page, live_server) -> None:  # noqa: ANN001
+    make_user("sam")
+    lead = make_lead(first_name="Ines", last_name="Costa", priority=5)
+    login(page, live_server.url, "sam")
+    page.goto(f"{live_server.url}/crm/")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "id_q"
+    page.locator(f"#lead-link-{lead.pk}").focus()
+    page.keyboard.press("Enter")
+    page.locator("#lead-panel").get_by_role("heading", name="Ines Costa").wait_for()
+    assert page.evaluate("document.activeElement.id") == "lead-heading"
+    page.keyboard.press("Escape")
+    page.locator("#lead-panel .panel-empty").wait_for()
+    assert page.evaluate("document.activeElement.id") == f"lead-link-{lead.pk}"
+    assert page.url.rstrip("/").endswith("/crm")
