@@ -108,7 +108,9 @@ if REDIS_URL:
         # websocket consumers crash with "Timeout reading from Redis".
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 10}]},
+            # capacity: all consumers of one process share a Redis list; 100 (the default) drops
+            # replies once ~100 open chats in a process receive at the same moment.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 10}], "capacity": 2000},
         }
     }
 else:
