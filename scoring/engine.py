@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -313,26 +313,36 @@ class _Reasons:
 
 def breakdown_json(specs: Sequence[RuleSpec], evaluation: Evaluation) -> list[str]:
     """The breakdown of each lead as JSON text: each rule that gave points, its points and reason."""
-    n_leads = evaluation.points.shape[0]
-    cells = np.full((n_leads, len(specs)), "", dtype=object)
+    points = evaluation.points
+    n_leads = points.shape[0]
+    cells = np.empty(points.shape, dtype=object)
     for j, spec in enumerate(specs):
-        column = evaluation.points[:, j]
-        fired = np.flatnonzero(column)
+        fired = np.flatnonzero(points[:, j])
         if not len(fired):
             continue
         reasons = _Reasons(spec)
         counts = evaluation.counts.get(spec.id)
-        points = column[fired]
+        fired_points = points[fired, j].astype(np.int64)
+        key = fired_points * 10
         if reasons.uses_count and counts is not None:
-            shown = np.round(counts[fired], 1)
-        else:
-            shown = np.zeros(len(fired))
-        # Few distinct (points, count) pairs exist: build each entry's JSON once, then scatter it.
-        pairs = np.stack([points.astype(float), shown], axis=1)
-        distinct, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        texts = np.array([reasons.entry(int(p), float(c)) for p, c in distinct.tolist()], dtype=object)
+            # Few distinct (points, count) pairs exist: build each entry's JSON once, then scatter it.
+            key = fired_points * 100_000_000 + np.rint(counts[fired] * 10).astype(np.int64)
+        distinct, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        shown = np.round(counts[fired], 1) if counts is not None else np.zeros(len(fired))
+        texts = np.array(
+            [reasons.entry(int(fired_points[i]), float(shown[i])) for i in first.tolist()], dtype=object
+        )
         cells[fired, j] = texts[inverse.reshape(-1)]
-    return ["[" + ", ".join(filter(None, row)) + "]" for row in cells.tolist()]
+    # Walk only the fired cells, row by row (np.nonzero is row-major).
+    rows, cols = np.nonzero(points)
+    flat = cells[rows, cols].tolist()
+    per_lead = np.bincount(rows, minlength=n_leads).tolist()
+    out = []
+    start = 0
+    for n in per_lead:
+        out.append("[" + ", ".join(flat[start : start + n]) + "]")
+        start += n
+    return out
 
 
 def summarize(
@@ -360,28 +370,31 @@ def summarize(
 # ------------------------------------------------------------------------------------ queries
 
 
-def _lead_filter(column: str, ids: np.ndarray) -> tuple[str, list[Any]]:
+def _lead_filter(column: str, ids: np.ndarray) -> tuple[str, dict[str, Any]]:
     if len(ids) >= RANGE_SELECT_MIN:
-        return f"{column} BETWEEN %s AND %s", [int(ids[0]), int(ids[-1])]
+        return f"{column} BETWEEN %(low)s AND %(high)s", {"low": int(ids[0]), "high": int(ids[-1])}
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [[int(i) for i in ids]]
-    return f"{column} IN ({', '.join(['%s'] * len(ids))})", [int(i) for i in ids]
+        return f"{column} = ANY(%(ids)s)", {"ids": [int(i) for i in ids]}
+    names = [f"id{i}" for i in range(len(ids))]
+    return f"{column} IN ({', '.join(f'%({n})s' for n in names)})", dict(
+        zip(names, map(int, ids), strict=True)
+    )
 
 
-def _lead_selects(names: Sequence[str], vendor: str) -> tuple[list[str], list[Any]]:
+def _lead_selects(names: Sequence[str], vendor: str) -> tuple[list[str], dict[str, Any]]:
     selects: list[str] = []
-    params: list[Any] = []
-    for name in names:
+    params: dict[str, Any] = {}
+    for i, name in enumerate(names):
         if name.startswith("custom."):
             key = name.split(".", 1)[1]
             if vendor == "postgresql":
-                selects.append("l.custom ->> %s")
-                params.append(key)
+                selects.append(f"l.custom ->> %(key{i})s")
+                params[f"key{i}"] = key
             else:
-                selects.append("json_extract(l.custom, %s)")
-                params.append(f'$."{key}"')
-        elif name == "email":
-            selects.append("COALESCE(l.email, '')")
+                selects.append(f"json_extract(l.custom, %(key{i})s)")
+                params[f"key{i}"] = f'$."{key}"'
+        elif field_kind(name) == "text":
+            selects.append(f"COALESCE(l.{connection.ops.quote_name(name)}, '')")
         else:
             selects.append("l." + connection.ops.quote_name(name))
     return selects, params
@@ -389,13 +402,13 @@ def _lead_selects(names: Sequence[str], vendor: str) -> tuple[list[str], list[An
 
 def _age_and_pattern_sql(vendor: str) -> tuple[str, str]:
     if vendor == "postgresql":
-        age = "GREATEST(%s::date - (occurred_at AT TIME ZONE 'UTC')::date, 0)"
-        pattern = "(payload ->> 'url' ILIKE %s ESCAPE '\\' OR payload ->> 'subject' ILIKE %s ESCAPE '\\')"
+        age = "(%(today)s::date - (occurred_at AT TIME ZONE 'UTC')::date)"
+        pattern = "(payload ->> 'url' ILIKE {p} ESCAPE '\\' OR payload ->> 'subject' ILIKE {p} ESCAPE '\\')"
     else:
-        age = "MAX(CAST(julianday(%s) - julianday(date(occurred_at)) AS INTEGER), 0)"
+        age = "CAST(julianday(%(today)s) - julianday(date(occurred_at)) AS INTEGER)"
         pattern = (
-            "(json_extract(payload, '$.url') LIKE %s ESCAPE '\\' "
-            "OR json_extract(payload, '$.subject') LIKE %s ESCAPE '\\')"
+            "(json_extract(payload, '$.url') LIKE {p} ESCAPE '\\' "
+            "OR json_extract(payload, '$.subject') LIKE {p} ESCAPE '\\')"
         )
     return age, pattern
 
@@ -405,38 +418,47 @@ def _like(pattern: str) -> str:
     return f"%{escaped}%"
 
 
-def counts_sql(keys: Sequence[CounterKey], lead_where: str, *, vendor: str, since: bool) -> str:
-    """The aggregate: per lead, one raw and one decayed sum per CounterKey, each a FILTERed aggregate
-    over the batch's interactions (decay with exp() on the age in whole days).
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
-    Measured on PostgreSQL 15: grouping by (lead, kind, day) first and then by lead was 2× slower
-    than this single GROUP BY lead, because nearly every (lead, kind, day) holds one event.
+
+def counts_sql(
+    keys: Sequence[CounterKey], lead_where: str, *, vendor: str, today: date, since: datetime | None
+) -> tuple[str, dict[str, Any]]:
+    """The aggregate: per lead, one count and (for decayed rules) one decayed sum per CounterKey,
+    each a FILTERed aggregate over the batch's interactions: GROUP BY lead_id only.
+
+    A window of N days is a plain timestamp bound (occurred_at ≥ the start of the day N-1 days ago);
+    the age in days (for exp() decay) is computed only for rows a decayed rule counts. Measured on
+    PostgreSQL 15: grouping by (lead, kind, day) first was 2× slower, as nearly every (lead, kind, day)
+    holds one event.
     """
     age_sql, pattern_sql = _age_and_pattern_sql(vendor)
-    patterns = sorted({k.pattern for k in keys if k.pattern})
-    inner_cols = [f"{age_sql} AS age"] + [
-        f"CASE WHEN {pattern_sql} THEN 1 ELSE 0 END AS p{i}" for i in range(len(patterns))
-    ]
-    outer_cols = []
+    params: dict[str, Any] = {"today": today if vendor == "postgresql" else today.isoformat()}
+    cols = []
     for key in keys:
         conditions = [f"kind IN ({', '.join(str(int(k)) for k in key.kinds)})"]
-        if key.pattern:
-            conditions.append(f"p{patterns.index(key.pattern)} = 1")
         if key.window_days is not None:
-            conditions.append(f"age < {int(key.window_days)}")
+            name = f"from{int(key.window_days)}"
+            params[name] = connection.ops.adapt_datetimefield_value(
+                _day_start(today - timedelta(days=int(key.window_days) - 1))
+            )
+            conditions.append(f"occurred_at >= %({name})s")
+        if key.pattern:
+            name = f"pattern{sorted({k.pattern for k in keys if k.pattern}).index(key.pattern)}"
+            params[name] = _like(key.pattern)
+            conditions.append(pattern_sql.format(p=f"%({name})s"))
         cond = " AND ".join(conditions)
-        outer_cols.append(f"COUNT(*) FILTER (WHERE {cond}) AS c{len(outer_cols)}")
+        cols.append(f"COUNT(*) FILTER (WHERE {cond}) AS c{len(cols)}")
         if key.half_life_days:
             rate = -math.log(2) / float(key.half_life_days)
-            outer_cols.append(
-                f"COALESCE(SUM(EXP({rate!r} * age)) FILTER (WHERE {cond}), 0) AS c{len(outer_cols)}"
-            )
-    where = lead_where + (" AND occurred_at >= %s" if since else "")
-    return (
-        f"SELECT lead_id, {', '.join(outer_cols)} FROM ("
-        f"SELECT lead_id, kind, {', '.join(inner_cols)} FROM leadcrm_interaction WHERE {where}"
-        f") AS events GROUP BY lead_id"
-    )
+            cols.append(f"COALESCE(SUM(EXP({rate!r} * {age_sql})) FILTER (WHERE {cond}), 0) AS c{len(cols)}")
+    where = lead_where
+    if since is not None:
+        params["since"] = connection.ops.adapt_datetimefield_value(since)
+        where += " AND occurred_at >= %(since)s"
+    sql = f"SELECT lead_id, {', '.join(cols)} FROM leadcrm_interaction WHERE {where} GROUP BY lead_id"
+    return sql, params
 
 
 def _since(keys: Sequence[CounterKey], today: date) -> datetime | None:
@@ -444,38 +466,34 @@ def _since(keys: Sequence[CounterKey], today: date) -> datetime | None:
     windows = [k.window_days for k in keys]
     if not windows or any(w is None for w in windows):
         return None
-    first_day = today - timedelta(days=max(windows) - 1)  # type: ignore[type-var]
-    return datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+    return _day_start(today - timedelta(days=max(windows) - 1))  # type: ignore[type-var]
 
 
 def batch_sql(
-    ids: np.ndarray, names: Sequence[str], keys: Sequence[CounterKey], *, now: datetime
-) -> tuple[str, list[Any]]:
+    ids: np.ndarray | None, names: Sequence[str], keys: Sequence[CounterKey], *, now: datetime
+) -> tuple[str, dict[str, Any]]:
     """ONE query for a batch: the rules' lead fields, LEFT JOINed to the interaction aggregate."""
     vendor = connection.vendor
     selects, params = _lead_selects(names, vendor)
-    lead_where, lead_params = _lead_filter("l.id", ids)
+    lead_where, lead_params = _lead_filter("l.id", ids) if ids is not None else ("TRUE", {})
+    params.update(lead_params)
+    fields = "".join(", " + x for x in selects)
     if not keys:
-        sql = f"SELECT l.id{''.join(', ' + x for x in selects)} FROM leadcrm_lead AS l WHERE {lead_where} ORDER BY l.id"
-        return sql, params + lead_params
+        return f"SELECT l.id{fields} FROM leadcrm_lead AS l WHERE {lead_where} ORDER BY l.id", params
     today = now.astimezone(UTC).date()
-    since = _since(keys, today)
-    counts_where, counts_params = _lead_filter("lead_id", ids)
-    inner = counts_sql(keys, counts_where, vendor=vendor, since=since is not None)
+    counts_where = _lead_filter("lead_id", ids)[0] if ids is not None else "TRUE"
+    inner, inner_params = counts_sql(
+        keys, counts_where, vendor=vendor, today=today, since=_since(keys, today)
+    )
+    params.update(inner_params)
     width = sum(2 if k.half_life_days else 1 for k in keys)
     counter_cols = ", ".join(f"c.c{j}" for j in range(width))
     sql = (
-        f"SELECT l.id{''.join(', ' + x for x in selects)}, {counter_cols} "
+        f"SELECT l.id{fields}, {counter_cols} "
         f"FROM leadcrm_lead AS l LEFT JOIN ({inner}) AS c ON c.lead_id = l.id "
         f"WHERE {lead_where} ORDER BY l.id"
     )
-    params.append(today if vendor == "postgresql" else today.isoformat())
-    for p in sorted({k.pattern for k in keys if k.pattern}):
-        params += [_like(p), _like(p)]
-    params += counts_params
-    if since is not None:
-        params.append(connection.ops.adapt_datetimefield_value(since))
-    return sql, params + lead_params
+    return sql, params
 
 
 def load_specs(rules: Sequence[Rule] | None = None) -> list[RuleSpec]:
@@ -524,37 +542,40 @@ class BatchInputs:
     counts: Counts
 
 
-def fetch_batch(ids: np.ndarray, specs: Sequence[RuleSpec], *, now: datetime) -> BatchInputs:
-    """The batch's lead fields and interaction counts, in one round trip (ids sorted ascending)."""
-    ids = np.asarray(ids, dtype=np.int64)
+def _rule_inputs(specs: Sequence[RuleSpec]) -> tuple[list[str], list[CounterKey]]:
     names = sorted({name for spec in specs for name in spec.lead_fields if field_kind(name) is not None})
     keys = list(dict.fromkeys(spec.counter for spec in specs if spec.counter is not None))
+    return names, keys
+
+
+def _inputs_from_rows(
+    ids: np.ndarray, rows: Sequence[tuple[Any, ...]], names: Sequence[str], keys: Sequence[CounterKey]
+) -> BatchInputs:
     width = sum(2 if k.half_life_days else 1 for k in keys)
     columns = {name: np.full(len(ids), None, dtype=object) for name in names}
     matrix = np.zeros((len(ids), width))
-    if len(ids):
-        sql, params = batch_sql(ids, names, keys, now=now)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        if rows:
-            row_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            position = np.searchsorted(ids, row_ids)
-            keep = (position < len(ids)) & (ids[np.minimum(position, len(ids) - 1)] == row_ids)
-            for j, name in enumerate(names, start=1):
-                values = np.empty(len(rows), dtype=object)
-                values[:] = [r[j] for r in rows]
+    if rows:
+        table = list(zip(*rows, strict=True))  # one tuple per column, at C speed
+        row_ids = np.array(table[0], dtype=np.int64)
+        position = np.searchsorted(ids, row_ids)
+        keep = (position < len(ids)) & (ids[np.minimum(position, len(ids) - 1)] == row_ids)
+        everything = bool(keep.all()) and len(rows) == len(ids)
+        for j, name in enumerate(names, start=1):
+            values = np.empty(len(rows), dtype=object)
+            values[:] = table[j]
+            if everything:
+                columns[name] = values
+            else:
                 columns[name][position[keep]] = values[keep]
-            if width:
-                first = 1 + len(names)
-                data = np.array([r[first:] for r in rows], dtype=float)  # NULL (no interactions) -> nan
-                matrix[position[keep]] = np.nan_to_num(data[keep])
+        if width:
+            data = np.array(table[1 + len(names) :], dtype=float).T  # NULL (no interactions) -> nan
+            matrix[position[keep]] = np.nan_to_num(data[keep])
     for name in names:
         kind = field_kind(name)
         if kind == "number":
-            columns[name] = np.array([np.nan if v is None else v for v in columns[name]], dtype=float)
+            columns[name] = np.array(columns[name], dtype=float)  # None -> nan
         elif kind == "text":
-            columns[name] = _text(columns[name])
+            columns[name] = np.where(pd.isna(columns[name]), "", columns[name]).astype(object)
     counts = Counts()
     j = 0
     for key in keys:
@@ -562,6 +583,41 @@ def fetch_batch(ids: np.ndarray, specs: Sequence[RuleSpec], *, now: datetime) ->
         counts.weighted[key] = matrix[:, j + 1] if key.half_life_days else matrix[:, j]
         j += 2 if key.half_life_days else 1
     return BatchInputs(ids, columns, counts)
+
+
+def fetch_batch(ids: np.ndarray, specs: Sequence[RuleSpec], *, now: datetime) -> BatchInputs:
+    """The batch's lead fields and interaction counts, in one round trip (ids sorted ascending)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    names, keys = _rule_inputs(specs)
+    rows: list[tuple[Any, ...]] = []
+    if len(ids):
+        sql, params = batch_sql(ids, names, keys, now=now)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    return _inputs_from_rows(ids, rows, names, keys)
+
+
+def stream_batches(specs: Sequence[RuleSpec], *, now: datetime, chunk_size: int) -> Iterator[BatchInputs]:
+    """Every lead, chunk by chunk, from ONE query read through a server-side cursor (PostgreSQL).
+
+    A full recompute reads the interaction table once: per-chunk range queries re-read most of its
+    pages each time, because a lead's interactions are spread over the whole table.
+    """
+    names, keys = _rule_inputs(specs)
+    sql, params = batch_sql(None, names, keys, now=now)
+    with connection.cursor() as cursor:
+        # JIT compiles this big aggregate for seconds and gains nothing; sorts need room.
+        cursor.execute("SET jit = off; SET work_mem = '512MB'")
+    try:
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(chunk_size):
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                yield _inputs_from_rows(ids, rows, names, keys)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET jit; RESET work_mem")
 
 
 def evaluate_batch(ids: np.ndarray, specs: Sequence[RuleSpec], *, now: datetime) -> Evaluation:

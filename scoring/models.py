@@ -151,7 +151,7 @@ class Rule(models.Model):
     field = models.CharField(
         max_length=80,
         blank=True,
-        help_text="Lead field, e.g. job_title, employee_count, country; or custom.<attribute>.",
+        help_text="Lead field, e.g. job_title, employee_count, country; or custom.NAME for a custom attribute.",
     )
     operator = models.CharField(max_length=12, choices=Operator.choices, blank=True)
     value = models.CharField(

@@ -355,6 +355,8 @@ class _RecomputeStage:
         if self.postgres:
             with connection.cursor() as cursor:
                 cursor.execute(f"ANALYZE {self.table}")
+                # Inside the apply transaction: no JIT (seconds of compiling), room for the join.
+                cursor.execute("SET LOCAL jit = off; SET LOCAL work_mem = '256MB'")
             return _apply_stage(self.table, now=now, touch=False, since=since)
         return _write_generic(self.rows, now=now, touch=False, since=since)
 
@@ -365,28 +367,25 @@ class _RecomputeStage:
 
 
 def _prefetched(
-    chunks: Sequence[np.ndarray], specs: Sequence[engine.RuleSpec], *, now: datetime
+    chunks: Sequence[np.ndarray], specs: Sequence[engine.RuleSpec], *, now: datetime, chunk_size: int
 ) -> Iterator[engine.BatchInputs]:
-    """Each chunk's query results; on PostgreSQL the next chunk's queries run (in a second
-    connection) while this one is evaluated and written, so the database and Python overlap."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block or len(chunks) < 2:
-        # Inside a transaction a second connection would not see its rows: run in line.
+    """Each chunk's inputs. On PostgreSQL (outside a transaction) every lead comes from one streamed
+    query read by a second connection in a thread, so the database computes the next chunk while this
+    one is evaluated and written."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        # Inside a transaction a second connection would not see its rows: chunk by id, in line.
         for chunk in chunks:
             yield engine.fetch_batch(chunk, specs, now=now)
         return
-
-    def fetch(chunk: np.ndarray) -> engine.BatchInputs:
-        return engine.fetch_batch(chunk, specs, now=now)
-
+    stream = engine.stream_batches(specs, now=now, chunk_size=chunk_size)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoring-prefetch") as pool:
         try:
-            pending = pool.submit(fetch, chunks[0])
-            for following in [*chunks[1:], None]:
-                inputs = pending.result()
-                if following is not None:
-                    pending = pool.submit(fetch, following)
+            pending = pool.submit(next, stream, None)
+            while (inputs := pending.result()) is not None:
+                pending = pool.submit(next, stream, None)
                 yield inputs
         finally:
+            pool.submit(stream.close).result()  # the generator's cursor lives in that thread
             pool.submit(connections.close_all).result()
 
 
@@ -419,7 +418,7 @@ def recompute_all(
     chunks = [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
     done = 0
     try:
-        for inputs in _prefetched(chunks, specs, now=now):
+        for inputs in _prefetched(chunks, specs, now=now, chunk_size=chunk_size):
             rows = _with_predictions(engine.score_inputs(inputs, specs, bands), now=now)
             failures.update(rows.scores.failures)
             stage.add(rows)

@@ -22,6 +22,7 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from leadcrm.models import Interaction, Lead
@@ -95,9 +96,10 @@ class Command(BaseCommand):
             f"initial full recompute: {result['initial_recompute_s']} s, {run.changed_leads} changed"
         )
 
-        # 2) Full recompute after a rule change (the case the issue times): only changed leads are written.
-        rule = Rule.objects.get(name="Served country")
-        rule.points = 6 if rule.points != 6 else 5
+        # 2) Full recompute after a rule change (the case the issue times): "Referral" fires for 10% of
+        # the generated leads, so 10% change and only those rows are written.
+        rule = Rule.objects.get(name="Referral")
+        rule.points = 12 if rule.points != 12 else 10
         rule.save(update_fields=["points"])
         t0 = time.perf_counter()
         run = services.recompute_all(chunk_size=opts["chunk_size"])
@@ -260,7 +262,10 @@ class Command(BaseCommand):
             rule.save()
         with connection.cursor() as c:
             c.execute("TRUNCATE scoring_scoresnapshot")
-        Lead.objects.update(scored_at=None, rescore_requested_at=None)
+        # Every lead unscored, so the first recompute writes them all (a no-op right after generating).
+        Lead.objects.filter(Q(scored_at__isnull=False) | Q(rescore_requested_at__isnull=False)).update(
+            scored_at=None, rescore_requested_at=None
+        )
         return Rule.objects.filter(active=True).count()
 
     def _sample_ids(self, n: int) -> list[int]:
