@@ -120,3 +120,33 @@ def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browse
     assert lead.owner.username == "sam"
     visitor.close()
     agent.close()
+
+
+def test_widget_survives_a_reload_and_a_network_drop(browser, asgi_server) -> None:  # noqa: ANN001
+    site = services.install_demo_site(origins=[asgi_server])
+    site.business_hours = ALWAYS_OPEN
+    site.save()
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.goto(f"{asgi_server}/chat/demo/site/")
+    chat = page.locator("#leadcrm-chat")
+    chat.get_by_role("button", name="Chat with us").click()
+    log = chat.get_by_role("log", name="Chat messages")
+    chat.get_by_label("Your message").fill("Where can I park?")
+    chat.get_by_role("button", name="Send").click()
+    log.get_by_text("free parking spaces").wait_for()
+
+    page.reload()  # same visitor, same open conversation, history shown again
+    chat.get_by_role("log", name="Chat messages").get_by_text("free parking spaces").wait_for()
+
+    context.set_offline(True)
+    chat.get_by_label("Your message").fill("Can I bring my dog?")
+    chat.get_by_role("button", name="Send").click()
+    page.wait_for_timeout(300)
+    assert log.locator("li.pending").count() == 1  # kept in the outbox, not lost
+    context.set_offline(False)
+    log.get_by_text("Dogs are welcome").wait_for()
+    assert log.locator("li.pending").count() == 0
+    assert log.get_by_text("Can I bring my dog?").count() == 1  # sent once, shown once
+    context.close()

@@ -30,7 +30,7 @@
   var vid = get("vid") || "v_" + rid();
   put("vid", vid);
   var token = get("token");
-  var lastId = get("last", 0);
+  var lastId = 0; // a reload renders the whole open conversation again
   var outbox = get("outbox", []);
   var trail = get("trail", []);
   var here = { url: location.href, title: document.title.slice(0, 200), at: new Date().toISOString() };
@@ -205,7 +205,7 @@
       var picked = f.querySelector("input[name=rating]:checked");
       call("POST", conv("close/"), { rating: picked ? +picked.value : null, comment: f.elements.comment.value })
         .then(function () {
-          token = null; put("token", null); put("last", 0); lastId = 0; seen = {};
+          token = null; put("token", null); lastId = 0; seen = {};
           if (sock) sock.close();
           log.textContent = ""; actionsBox.textContent = "";
           show(null);
@@ -230,7 +230,7 @@
       li.appendChild(document.createTextNode(m.text));
       if (pending) log.replaceChild(li, pending);
       else log.insertBefore(li, after(m.id));
-      if (m.id > lastId) { lastId = m.id; put("last", lastId); }
+      if (m.id > lastId) lastId = m.id;
       showActions(m);
     });
     scroll();
