@@ -291,10 +291,11 @@ class _Reasons:
     def __init__(self, spec: RuleSpec) -> None:
         self.spec = spec
         self.uses_count = "{count}" in spec.reason
-        self.head = (
-            f'{{"rule_id": {spec.id}, "rule": {json.dumps(spec.name)}, '
-            f'"category": {json.dumps(spec.category)}, "points": '
-        )
+        # Keys in PostgreSQL's jsonb order (shorter first), so this text equals the stored
+        # score_breakdown::text and a full recompute can skip unchanged leads by comparing hashes.
+        self.head = f'{{"rule": {json.dumps(spec.name, ensure_ascii=False)}, "points": '
+        self.tail = f', "rule_id": {spec.id}, "category": {json.dumps(spec.category, ensure_ascii=False)}}}'
+
         self.cache: dict[tuple[int, float], str] = {}
 
     def entry(self, points: int, count: float) -> str:
@@ -306,7 +307,7 @@ class _Reasons:
                 reason = self.spec.reason.format(count=shown, points=f"{points:+d}")
             except (KeyError, IndexError, ValueError):
                 reason = self.spec.reason
-            text = f'{self.head}{points}, "reason": {json.dumps(reason)}}}'
+            text = f'{self.head}{points}, "reason": {json.dumps(reason, ensure_ascii=False)}{self.tail}'
             self.cache[key] = text
         return text
 
@@ -540,6 +541,27 @@ class BatchInputs:
     ids: np.ndarray
     columns: dict[str, np.ndarray]
     counts: Counts
+    # What is stored now (PostgreSQL full recompute): numeric score fields and text hashes, to skip
+    # leads whose scores would not change before anything is sent back.
+    stored: dict[str, np.ndarray] | None = None
+
+
+STORED_COLUMNS = (
+    "rule_score",
+    "fit_score",
+    "engagement_score",
+    "grade",
+    "ml_probability",
+    "priority",
+    "unscored",
+    "breakdown_md5",
+    "factors_md5",
+)
+_STORED_FLOATS = {"rule_score", "fit_score", "engagement_score", "ml_probability", "priority"}
+STORED_SQL = (
+    "l.rule_score, l.fit_score, l.engagement_score, l.grade, l.ml_probability, l.priority, "
+    "l.scored_at IS NULL, md5(l.score_breakdown::text), md5(l.ml_factors::text)"
+)
 
 
 def _rule_inputs(specs: Sequence[RuleSpec]) -> tuple[list[str], list[CounterKey]]:
@@ -606,18 +628,33 @@ def stream_batches(specs: Sequence[RuleSpec], *, now: datetime, chunk_size: int)
     """
     names, keys = _rule_inputs(specs)
     sql, params = batch_sql(None, names, keys, now=now)
-    with connection.cursor() as cursor:
-        # JIT compiles this big aggregate for seconds and gains nothing; sorts need room.
-        cursor.execute("SET jit = off; SET work_mem = '512MB'")
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        sql = sql.replace("SELECT l.id", f"SELECT l.id, {STORED_SQL}", 1)
+    if postgres:
+        with connection.cursor() as cursor:
+            # JIT compiles this big aggregate for seconds and gains nothing; sorts need room.
+            cursor.execute("SET jit = off; SET work_mem = '512MB'")
     try:
         with connection.chunked_cursor() as cursor:
             cursor.execute(sql, params)
             while rows := cursor.fetchmany(chunk_size):
                 ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                yield _inputs_from_rows(ids, rows, names, keys)
+                if not postgres:
+                    yield _inputs_from_rows(ids, rows, names, keys)
+                    continue
+                width = len(STORED_COLUMNS)
+                stored_table = list(zip(*(r[1 : 1 + width] for r in rows), strict=True))
+                inputs = _inputs_from_rows(ids, [(r[0], *r[1 + width :]) for r in rows], names, keys)
+                inputs.stored = {
+                    name: np.array(values, dtype=float if name in _STORED_FLOATS else object)
+                    for name, values in zip(STORED_COLUMNS, stored_table, strict=True)
+                }
+                yield inputs
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET jit; RESET work_mem")
+        if postgres:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET jit; RESET work_mem")
 
 
 def evaluate_batch(ids: np.ndarray, specs: Sequence[RuleSpec], *, now: datetime) -> Evaluation:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from django.db import connection
 from django.utils import timezone
 
 from leadcrm.models import Lead
@@ -20,12 +19,9 @@ def rule_match_count(rule: Rule, *, now: datetime | None = None) -> int:
     """How many leads the rule gives points to right now (evaluated live, in big chunks)."""
     now = now or timezone.now()
     spec = engine.RuleSpec.from_rule(rule)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM leadcrm_lead ORDER BY id")
-        ids = np.fromiter((r[0] for r in cursor.fetchall()), dtype=np.int64)
     matched = 0
-    for start in range(0, len(ids), MATCH_CHUNK):
-        evaluation = engine.evaluate_batch(ids[start : start + MATCH_CHUNK], [spec], now=now)
+    for inputs in engine.stream_batches([spec], now=now, chunk_size=MATCH_CHUNK):
+        evaluation = engine.evaluate([spec], inputs.columns, inputs.counts, len(inputs.ids))
         if evaluation.failures:
             raise ValueError(evaluation.failures[spec.id])
         matched += int(np.count_nonzero(evaluation.points[:, 0]))

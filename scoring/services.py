@@ -8,9 +8,11 @@ executemany) → snapshot rows only for leads whose scores changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,6 +75,49 @@ class ScoreRows:
 
     def __len__(self) -> int:
         return len(self.scores.ids)
+
+    def subset(self, mask: np.ndarray) -> ScoreRows:
+        s = self.scores
+        keep = np.flatnonzero(mask).tolist()
+        return ScoreRows(
+            engine.BatchScores(
+                ids=s.ids[mask],
+                rule_score=s.rule_score[mask],
+                fit_score=s.fit_score[mask],
+                engagement_score=s.engagement_score[mask],
+                grade=[s.grade[i] for i in keep],
+                breakdown=[s.breakdown[i] for i in keep],
+                failures=s.failures,
+            ),
+            self.ml_probability[mask],
+            [self.ml_factors[i] for i in keep],
+            self.priority[mask],
+        )
+
+    def changed_from(self, stored: dict[str, np.ndarray]) -> np.ndarray:
+        """Which leads' stored scores differ from these (compared before anything is sent back)."""
+        s = self.scores
+        changed = stored["unscored"].astype(bool)
+        for name, mine in (
+            ("rule_score", s.rule_score),
+            ("fit_score", s.fit_score),
+            ("engagement_score", s.engagement_score),
+            ("priority", self.priority),
+        ):
+            changed |= stored[name] != mine
+        old_p, new_p = stored["ml_probability"], self.ml_probability
+        changed |= ~((old_p == new_p) | (np.isnan(old_p) & np.isnan(new_p)))
+        changed |= stored["grade"] != np.array(s.grade, dtype=object)
+        for i in np.flatnonzero(~changed).tolist():
+            # Same numbers: the reasons may still differ (a rule renamed, a count moved under a cap).
+            if (
+                hashlib.md5(s.breakdown[i].encode(), usedforsecurity=False).hexdigest()
+                != stored["breakdown_md5"][i]
+                or hashlib.md5(self.ml_factors[i].encode(), usedforsecurity=False).hexdigest()
+                != stored["factors_md5"][i]
+            ):
+                changed[i] = True
+        return changed
 
     def tuples(self) -> Iterable[tuple[Any, ...]]:
         s = self.scores
@@ -389,6 +434,12 @@ def _prefetched(
             pool.submit(connections.close_all).result()
 
 
+def _lap(timings: dict[str, float], phase: str, since: float) -> float:
+    now = time.perf_counter()
+    timings[phase] += now - since
+    return now
+
+
 def _all_lead_ids() -> np.ndarray:
     with connection.cursor() as cursor:
         cursor.execute("SELECT id FROM leadcrm_lead ORDER BY id")
@@ -417,16 +468,33 @@ def recompute_all(
     stage = _RecomputeStage(run.pk)
     chunks = [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
     done = 0
+    timings = dict.fromkeys(("wait_for_database", "rules", "model", "stage", "apply"), 0.0)
     try:
+        clock = time.perf_counter()
         for inputs in _prefetched(chunks, specs, now=now, chunk_size=chunk_size):
-            rows = _with_predictions(engine.score_inputs(inputs, specs, bands), now=now)
+            clock = _lap(timings, "wait_for_database", clock)
+            scores = engine.score_inputs(inputs, specs, bands)
+            clock = _lap(timings, "rules", clock)
+            rows = _with_predictions(scores, now=now)
+            clock = _lap(timings, "model", clock)
             failures.update(rows.scores.failures)
+            if inputs.stored is not None:  # send back only the leads whose scores change
+                rows = rows.subset(rows.changed_from(inputs.stored))
             stage.add(rows)
             done += len(inputs.ids)
             RecomputeRun.objects.filter(pk=run.pk).update(done_leads=done)
+            clock = _lap(timings, "stage", clock)
         RecomputeRun.objects.filter(pk=run.pk).update(status=RecomputeRun.Status.APPLYING)
         with transaction.atomic():
             changed = stage.apply(now=now, since=started)
+        _lap(timings, "apply", clock)
+        logger.info(
+            "Recompute %s: %d leads, %d changed; seconds: %s",
+            run.pk,
+            done,
+            changed,
+            ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
+        )
     except Exception as exc:
         logger.exception("Full recompute %s failed", run.pk)
         RecomputeRun.objects.filter(pk=run.pk).update(
