@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -186,8 +185,25 @@ def _send(groups: Iterable[str], *events: dict[str, Any]) -> None:
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     if loop is not None and loop.is_running():
         asyncio.run_coroutine_threadsafe(deliver(), loop)
-    else:
+        return
+    try:
         async_to_sync(deliver)()
+    except RuntimeError:
+        # Sync code called from a thread that owns an event loop (e.g. a Playwright test):
+        # deliver from a short-lived thread with its own loop.
+        worker = threading.Thread(target=asyncio.run, args=(deliver(),), daemon=True)
+        worker.start()
+        worker.join(timeout=5)
+
+
+def _send_on_commit(groups: Sequence[str], *events: dict[str, Any]) -> None:
+    def send_chat_events() -> None:  # a named callable: robust on_commit logs its __qualname__
+        try:
+            _send(groups, *events)
+        except Exception:
+            logger.warning("Could not deliver chat events to %s", groups, exc_info=True)
+
+    transaction.on_commit(send_chat_events, robust=True)
 
 
 def _broadcast_messages(conversation: Conversation, messages: Sequence[Message]) -> None:
@@ -195,7 +211,7 @@ def _broadcast_messages(conversation: Conversation, messages: Sequence[Message])
 
     groups = (conversation_group(conversation.pk), lead_group(conversation.lead_id))
     events = [{"type": "chat.message", "message": p, "conversation": conversation.pk} for p in payloads]
-    transaction.on_commit(partial(_send, groups, *events), robust=True)
+    _send_on_commit(groups, *events)
 
 
 def _broadcast_status(conversation: Conversation, **extra: Any) -> None:
@@ -208,11 +224,8 @@ def _broadcast_status(conversation: Conversation, **extra: Any) -> None:
         else "",
         **extra,
     }
-    transaction.on_commit(
-        partial(
-            _send, (conversation_group(conversation.pk), lead_group(conversation.lead_id), INBOX_GROUP), event
-        ),
-        robust=True,
+    _send_on_commit(
+        (conversation_group(conversation.pk), lead_group(conversation.lead_id), INBOX_GROUP), event
     )
 
 
@@ -739,7 +752,7 @@ def record_page_view(
         "title": title,
         "at": now.isoformat(),
     }
-    transaction.on_commit(partial(_send, (lead_group(conversation.lead_id),), event), robust=True)
+    _send_on_commit((lead_group(conversation.lead_id),), event)
 
 
 def heartbeat(*, conversation: Conversation, now: datetime | None = None) -> None:

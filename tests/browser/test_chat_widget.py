@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from django.db import connections
 
-from chatbot import services
+from chatbot import api, services
 from leadcrm.models import Lead
 from tests.browser.conftest import login
 from tests.factories import make_user
@@ -30,6 +30,9 @@ def asgi_server(transactional_db: None, settings) -> Iterator[str]:  # noqa: ANN
     # Connections opened by the server's worker threads must close after each request, or the
     # test database could not be flushed/dropped at the end.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Per-process caches of sites and fitted FAQs must not leak between tests' databases.
+    api._sites.clear()
+    services._faq_cache.clear()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
-from asgiref.sync import async_to_sync
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
@@ -69,6 +71,24 @@ def test_segment_flow_greets_and_offers(site) -> None:
     assert texts[:2] == ["Welcome back, Ada, our VIP!", "10% off cakes today."]
 
 
+def run_in_own_loop(scenario) -> None:  # noqa: ANN001
+    """Run an async scenario on a fresh loop in its own thread (a Playwright test may own this one)."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(scenario())
+        except BaseException as exc:  # re-raised in the test thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the scenario did not finish"
+    if failure:
+        raise failure[0]
+
+
 def _socket(path: str, origin: str = ORIGIN, user=None) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(
         URLRouter(websocket_urlpatterns), path, headers=[(b"origin", origin.encode())]
@@ -99,7 +119,7 @@ def test_visitor_socket_needs_an_allowed_origin_and_receives_agent_replies(site)
         assert "<i>Hi</i>" in texts
         await ws.disconnect()
 
-    async_to_sync(scenario)()
+    run_in_own_loop(scenario)
 
 
 def test_agent_socket_follows_the_role_rule(site) -> None:
@@ -122,4 +142,4 @@ def test_agent_socket_follows_the_role_rule(site) -> None:
         assert event["message"]["text"] == "hello?"
         await ws.disconnect()
 
-    async_to_sync(scenario)()
+    run_in_own_loop(scenario)
