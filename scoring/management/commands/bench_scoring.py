@@ -87,13 +87,13 @@ class Command(BaseCommand):
             "cpus": os.cpu_count(),
         }
 
-        # 1) Full recompute, first time: every lead gets a score (all rows written, all snapshots).
+        # 1) First full recompute: on fresh data every lead gets its first score (all rows written).
         t0 = time.perf_counter()
         run = services.recompute_all(chunk_size=opts["chunk_size"])
-        result["initial_recompute_s"] = round(time.perf_counter() - t0, 2)
-        result["initial_changed"] = run.changed_leads
+        result["first_recompute_s"] = round(time.perf_counter() - t0, 2)
+        result["first_recompute_changed"] = run.changed_leads
         self.stdout.write(
-            f"initial full recompute: {result['initial_recompute_s']} s, {run.changed_leads} changed"
+            f"first full recompute: {result['first_recompute_s']} s, {run.changed_leads} changed"
         )
 
         # 2) Full recompute after a rule change (the case the issue times): "Referral" fires for 10% of
@@ -147,7 +147,8 @@ class Command(BaseCommand):
             approx_events = cursor.fetchone()[0]
         if leads == ours == n_leads and abs(approx_events - n_events) <= max(0.02 * n_events, 10):
             exact = Interaction.objects.count()
-            if exact == n_events:
+            # The event→score step of an earlier run adds a few hundred interactions: still ours.
+            if n_events <= exact <= n_events + 1000:
                 self.stdout.write(f"reusing {n_leads} leads / {n_events} interactions already generated")
                 return
         if leads and not (replace or leads == ours):
@@ -251,6 +252,11 @@ class Command(BaseCommand):
             connection.set_autocommit(old_autocommit)
 
     def _install_rules(self) -> int:
+        expected = {spec["name"] for spec in services.DEFAULT_RULES} | {spec["name"] for spec in EXTRA_RULES}
+        if set(Rule.objects.values_list("name", flat=True)) == expected and GradeBand.objects.exists():
+            # A rerun on the same data keeps its rules (and so the stored scores stay comparable).
+            Rule.objects.filter(name="Referral").update(points=10)
+            return Rule.objects.filter(active=True).count()
         RuleChange.objects.all().delete()
         Rule.objects.all().delete()
         GradeBand.objects.all().delete()
