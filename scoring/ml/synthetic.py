@@ -41,7 +41,7 @@ def generate(
         + 0.25 * np.log1p(employees)
         - 0.5
         + np.array([0.0, 0.5, 0.9, -0.3])[plan]
-        + 1.1 * intent
+        + 1.8 * intent
     )
     converts = rng.random(n) < 1 / (1 + np.exp(-logit))
     age_days = rng.uniform(1, 400, n)
@@ -73,7 +73,7 @@ def generate(
     )
     # Interactions before the cutoff (close or now) scale with intent.
     horizon = np.where(closed, close_after, age_days)
-    per_lead = rng.poisson(np.clip(2.0 + 1.5 * intent, 0.2, 12))
+    per_lead = rng.poisson(np.clip(2.0 + 2.0 * intent, 0.2, 15))
     lead_ix = np.repeat(np.arange(n), per_lead)
     when = rng.uniform(0, 1, len(lead_ix)) * horizon[lead_ix]
     kinds = rng.choice(

@@ -15,7 +15,7 @@ def now():
 @pytest.fixture
 def history(db, now):
     """A few hundred leads with a learnable signal; ~70% closed with an outcome."""
-    return make_history(500, now=now, seed=3)
+    return make_history(360, now=now, seed=3)
 
 
 @pytest.fixture
