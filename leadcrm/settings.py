@@ -211,5 +211,10 @@ CELERY_BEAT_SCHEDULE.update(
             "task": "scoring.tasks.refresh_decay",
             "schedule": crontab(minute=10, hour=0),
         },
+        # Predictive scoring: retrain weekly (Monday 03:00 UTC); promoted only if not worse.
+        "ml-weekly-retrain": {
+            "task": "scoring.ml.tasks.weekly_retrain",
+            "schedule": crontab(minute=0, hour=3, day_of_week=1),
+        },
     }
 )
