@@ -8,11 +8,20 @@ from datetime import datetime
 
 def seed_apps(*, now: datetime) -> Iterator[str]:
     """Run each app's idempotent demo set-up and say what it did."""
+    from chatbot import services as chat
     from scoring import services as scoring
+    from scoring.ml import services as ml
+    from scoring.ml.models import ModelVersion
 
-    if hasattr(scoring, "install_default_rules"):
-        scoring.install_default_rules()
-        yield "Scoring: default rules and grade bands in place."
-    if hasattr(scoring, "recompute_all"):
-        scoring.recompute_all()
-        yield "Scoring: every lead scored."
+    added = scoring.install_default_rules()
+    yield f"Scoring: default rules and grade bands in place ({added} rules added)."
+    current = ModelVersion.objects.filter(is_promoted=True).first()
+    if current is not None:
+        yield f"Predictive model: version {current.pk} already in use (retrain from the admin)."
+    else:
+        outcome = ml.train_and_promote(now=now, rescore=False)
+        yield f"Predictive model: {outcome.message}"
+    run = scoring.recompute_all(reason="Demo data seeded", now=now)
+    yield f"Scoring: {run.done_leads} leads scored."
+    site = chat.install_demo_site()
+    yield f"Chat: demo site “{site.name}” (key {site.public_key}) with {site.faq_entries.count()} FAQ entries."

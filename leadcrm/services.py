@@ -64,11 +64,14 @@ def _check_fields(fields: Mapping[str, Any]) -> None:
         raise ValidationError(dict.fromkeys(unknown, "Unknown or read-only lead field."))
 
 
-def _save_lead(lead: Lead) -> None:
+def _save_lead(lead: Lead, fields: Iterable[str] | None = None) -> None:
+    """Validate and save; an existing lead saves only `fields`, so scores and last activity that
+    workers write with SQL meanwhile are never overwritten with this object's stale copies."""
     lead.full_clean()
+    update_fields = None if fields is None else sorted({*fields, "updated_at"})
     try:
         with transaction.atomic():
-            lead.save()
+            lead.save(update_fields=update_fields)
     except IntegrityError as exc:  # a concurrent insert of the same email slipped past full_clean
         raise ValidationError({"email": "A lead with this email already exists."}) from exc
 
@@ -114,8 +117,10 @@ def update_lead(*, lead: Lead, now: datetime | None = None, **fields: Any) -> Le
     for name, value in fields.items():
         setattr(lead, name, value)
     _stamp_consent(lead, fields, now)
+    changed = {"owner" if name == "owner_id" else name for name in fields}
+    changed |= {f"{flag}_at" for flag in ("marketing_consent", "contact_consent") if flag in fields}
     with transaction.atomic():
-        _save_lead(lead)
+        _save_lead(lead, changed)
         request_rescore(lead.pk)
     return lead
 
@@ -186,7 +191,7 @@ def change_status(
         lead.qualified_at = now
     lead.closed_at = now if status in CLOSED_STATUSES else None
     with transaction.atomic():
-        _save_lead(lead)
+        _save_lead(lead, ["status", "status_changed_at", "lost_reason", "qualified_at", "closed_at"])
         Interaction.objects.create(
             lead=lead,
             kind=InteractionKind.NOTE,

@@ -216,5 +216,7 @@ CELERY_BEAT_SCHEDULE.update(
             "task": "scoring.ml.tasks.weekly_retrain",
             "schedule": crontab(minute=0, hour=3, day_of_week=1),
         },
+        # Predictive scoring: re-send retrains the broker lost; fail runs whose worker died.
+        "ml-sweep-runs": {"task": "scoring.ml.tasks.sweep_training_runs", "schedule": 60.0},
     }
 )

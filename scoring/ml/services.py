@@ -10,8 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from functools import partial
+from datetime import datetime, timedelta
 
 import joblib
 import numpy as np
@@ -20,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from leadcrm.models import CLOSED_STATUSES
+from leadcrm.queueing import enqueue_on_commit
 from scoring.ml import pipeline
 from scoring.ml.features import (
     build_batch,
@@ -394,8 +394,38 @@ def request_retrain() -> TrainingRun:
     if active is not None:
         return active
     run = TrainingRun.objects.create()
-    transaction.on_commit(partial(retrain_model.delay, run.pk), robust=True)
+    enqueue_on_commit(retrain_model, run.pk)  # broker down: the run stays queued
     return run
+
+
+QUEUED_RESEND_AFTER = timedelta(seconds=60)
+RUNNING_LOST_AFTER = timedelta(hours=2)
+
+
+def sweep_training_runs(*, now: datetime | None = None) -> tuple[int, int]:
+    """Re-send runs whose task never reached a worker (broker away); fail runs whose worker died.
+
+    Returns (re-sent, failed). Run by Celery beat every minute; the database is the source of truth.
+    """
+    from scoring.ml.tasks import retrain_model
+
+    now = now or timezone.now()
+    lost = TrainingRun.objects.filter(state=RunState.RUNNING, started_at__lt=now - RUNNING_LOST_AFTER).update(
+        state=RunState.FAILED,
+        finished_at=now,
+        message="Failed: the worker stopped before finishing; retrain again.",
+    )
+    resent = 0
+    for run_id in TrainingRun.objects.filter(
+        state=RunState.QUEUED, requested_at__lt=now - QUEUED_RESEND_AFTER
+    ).values_list("pk", flat=True):
+        try:
+            retrain_model.delay(run_id)
+        except Exception:  # broker still away: the next sweep tries again
+            logger.warning("Could not enqueue training run %s; the next sweep retries", run_id)
+            break
+        resent += 1
+    return resent, lost
 
 
 def run_training(run_id: int) -> TrainingRun | None:

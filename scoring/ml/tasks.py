@@ -20,3 +20,11 @@ def weekly_retrain() -> None:
     from scoring.ml.services import request_retrain
 
     request_retrain()
+
+
+@shared_task
+def sweep_training_runs() -> None:
+    """Re-send training runs the broker lost and fail runs whose worker died (Celery beat, every minute)."""
+    from scoring.ml.services import sweep_training_runs as sweep
+
+    sweep()

@@ -133,6 +133,16 @@ def test_unknown_status_is_refused() -> None:
         change_status(lead=make_lead(), status="maybe")
 
 
+def test_status_and_profile_changes_do_not_overwrite_scores_written_meanwhile() -> None:
+    lead = make_lead()  # the object a salesperson's request holds
+    Lead.objects.filter(pk=lead.pk).update(rule_score=77, priority=0.9, grade="A")  # a worker's write
+    change_status(lead=lead, status="working", note="called")
+    update_lead(lead=lead, job_title="CTO")
+    lead.refresh_from_db()
+    assert (lead.status, lead.job_title) == ("working", "CTO")
+    assert (lead.rule_score, lead.priority, lead.grade) == (77, 0.9, "A")
+
+
 def test_consent_is_stamped_when_given_and_cleared_when_withdrawn() -> None:
     lead = create_lead(email="c@example.com", marketing_consent=True)
     assert lead.marketing_consent_at is not None
