@@ -6,6 +6,7 @@ COUNT): page size never changes how many queries a page runs.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -248,6 +249,11 @@ def kind_counts(*, lead: Lead) -> list[tuple[InteractionKind, int]]:
     return [(InteractionKind(r["kind"]), r["n"]) for r in rows]
 
 
+def _count_kinds(rows: Sequence[Interaction]) -> list[tuple[InteractionKind, int]]:
+    counts = Counter(row.kind for row in rows)
+    return [(InteractionKind(kind), counts[kind]) for kind in sorted(counts)]
+
+
 @dataclass
 class LeadContext:
     lead: Lead
@@ -293,7 +299,8 @@ def lead_context(*, user: Any, lead_id: int, now: datetime | None = None) -> Lea
         .select_related("assigned_to")
         .order_by("due_at")
     )
-    kinds = kind_counts(lead=lead)
+    # Fewer rows than asked for means `recent` is the whole history: count its kinds here.
+    kinds = kind_counts(lead=lead) if len(recent) >= CONTEXT_TOUCHES else _count_kinds(recent)
     touches = [
         tp.Touch(
             kind=InteractionKind(i.kind).slug,

@@ -106,8 +106,13 @@ def _select_fields(form: QueueFilterForm, *, manager: bool) -> list[dict[str, An
     ]
 
 
-def _queue_context(request: HttpRequest) -> dict[str, Any]:
-    segments, owners = selectors.filter_choices(user=request.user)
+def _queue_context(request: HttpRequest, *, full_page: bool) -> dict[str, Any]:
+    # The table alone (htmx) needs the segment and owner lists only to validate a chosen value;
+    # the whole page also draws them as selects.
+    if full_page or request.GET.get("segment") or request.GET.get("owner"):
+        segments, owners = selectors.filter_choices(user=request.user)
+    else:
+        segments, owners = [], []
     form = QueueFilterForm(request.GET or None, segments=segments, owners=owners)
     filters = form.valid_filters()
     page_number = filters.pop("page", 1)
@@ -123,24 +128,24 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
     filter_qs = urlencode(kept)
     now = timezone.now()
     rows_html = _rows_html(request, page.rows, filter_qs=filter_qs, filtered=bool(filters), now=now)
-    queue_url = reverse("leadcrm:queue") + (f"?{filter_qs}" if filter_qs else "")
-    page_qs = {**kept, "page": page.number}
+    queue_base = reverse("leadcrm:queue")
+    manager = is_manager(request.user)
     return {
         "form": form,
         "page": page,
         "rows_html": rows_html,
-        "select_fields": _select_fields(form, manager=is_manager(request.user)),
+        "select_fields": _select_fields(form, manager=manager) if full_page else [],
         "filters": filters,
         "filter_qs": filter_qs,
-        "queue_url": queue_url,
-        "page_url": reverse("leadcrm:queue") + "?" + urlencode(page_qs),
-        "next_url": reverse("leadcrm:queue") + "?" + urlencode({**kept, "page": page.number + 1}),
-        "prev_url": reverse("leadcrm:queue") + "?" + urlencode({**kept, "page": max(1, page.number - 1)}),
+        "queue_url": queue_base + (f"?{filter_qs}" if filter_qs else ""),
+        "page_url": queue_base + "?" + urlencode({**kept, "page": page.number}),
+        "next_url": queue_base + "?" + urlencode({**kept, "page": page.number + 1}),
+        "prev_url": queue_base + "?" + urlencode({**kept, "page": max(1, page.number - 1)}),
         "sort_label": selectors.SORTS.get(filters.get("sort", "priority"), selectors.SORTS["priority"])[0],
         "filter_errors": [f"{form.fields[f].label}: {e}" for f, errs in form.errors.items() for e in errs],
         "now": now,
-        "queue_base": reverse("leadcrm:queue"),
-        "is_manager": is_manager(request.user),
+        "queue_base": queue_base,
+        "is_manager": manager,
     }
 
 
@@ -149,9 +154,10 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
 @vary_on_headers("HX-Request")
 def queue(request: HttpRequest) -> HttpResponse:
     """The prioritized queue; filters and the poller swap only the table."""
-    context = _queue_context(request)
+    fragment = _is_fragment_request(request)
+    context = _queue_context(request, full_page=not fragment)
     status = 400 if context["filter_errors"] else 200
-    if _is_fragment_request(request):
+    if fragment:
         return render(request, "leadcrm/partials/queue_table.html", context, status=status)
     context["due_today"] = selectors.due_count(user=request.user)
     return render(request, "leadcrm/queue.html", context, status=status)
@@ -238,7 +244,7 @@ def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
     if _is_fragment_request(request):
         return _render_panel(request, lead_id)
     panel = _panel_context(request, lead_id)  # 404 first, before the queue query
-    context = _queue_context(request)
+    context = _queue_context(request, full_page=True)
     context.update(panel)
     context["due_today"] = selectors.due_count(user=request.user)
     return render(request, "leadcrm/queue.html", context)
