@@ -95,15 +95,12 @@ def _rows_html(
 
 def _select_fields(form: QueueFilterForm, *, manager: bool) -> list[dict[str, Any]]:
     names = ["grade", "segment", "source", "status", *(["owner"] if manager else []), "sort"]
-    return [
-        {
-            "name": name,
-            "label": form.fields[name].label,
-            "choices": form.fields[name].choices,
-            "value": str(form[name].value() or ("priority" if name == "sort" else "")),
-        }
-        for name in names
-    ]
+    fields = []
+    for name in names:
+        value = str(form[name].value() or ("priority" if name == "sort" else ""))
+        options = queue_html.select_options(form.fields[name].choices, value)
+        fields.append({"name": name, "label": form.fields[name].label, "options": options})
+    return fields
 
 
 def _queue_context(request: HttpRequest, *, full_page: bool) -> dict[str, Any]:
