@@ -380,7 +380,11 @@ class RecomputeRun(models.Model):
 class ScoreSnapshot(models.Model):
     """One row each time a lead's scores change: the score trend line."""
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="score_snapshots")
+    # Written up to a million rows at a time by a full recompute: no database-level FK check per row
+    # (Django still cascades lead deletes), and no separate lead_id index (the (lead, time) one serves).
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="score_snapshots", db_constraint=False, db_index=False
+    )
     taken_at = models.DateTimeField(default=utc_now)
     rule_score = models.FloatField()
     fit_score = models.FloatField(default=0)

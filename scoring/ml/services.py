@@ -89,7 +89,7 @@ def predict_for_leads(lead_ids: Sequence[int], *, now: datetime, snapshot: bool 
     weight = float(MlSettings.load().blend_weight)
     ids = np.asarray(list(lead_ids), dtype=np.int64)
     probability = np.full(len(ids), np.nan)
-    factors: list[list[dict]] = [[] for _ in range(len(ids))]
+    factors: list[list[dict]] = [[]] * len(ids)  # read-only placeholders, replaced below (no GC churn)
     if len(ids):
         custom_keys = [
             name.removeprefix("custom.") for name in scorer.schema.names if name.startswith("custom.")
