@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from leadcrm import reports, selectors
-from leadcrm.models import FollowUp, Lead, SegmentMembership
+from leadcrm.models import FollowUp, InteractionKind, Lead, SegmentMembership
 from scoring.models import ScoreSnapshot
 from tests.factories import make_follow_up, make_interaction, make_lead, make_segment
 
@@ -133,6 +133,18 @@ def test_lead_context_gathers_everything(manager) -> None:
     assert ctx.sentiments[0][1] == -0.6
     assert ctx.local_time is not None
     assert ctx.local_time.utcoffset() is not None
+
+
+def test_lead_context_counts_kinds_beyond_the_interactions_it_reads(manager, monkeypatch) -> None:
+    lead = make_lead()
+    for kind in ("page_view", "chat_message", "page_view"):
+        make_interaction(lead, kind)
+    expected = [(InteractionKind.PAGE_VIEW, 2), (InteractionKind.CHAT_MESSAGE, 1)]
+    assert selectors.lead_context(user=manager, lead_id=lead.pk).kinds == expected  # counted from the rows
+    monkeypatch.setattr(selectors, "CONTEXT_TOUCHES", 2)
+    ctx = selectors.lead_context(user=manager, lead_id=lead.pk)  # history longer than read: a COUNT query
+    assert ctx.kinds == expected
+    assert ctx.timeline_has_more is False
 
 
 def test_lead_context_of_a_hidden_lead_is_404(salesperson, other_salesperson) -> None:
