@@ -110,3 +110,25 @@ def test_import_xeducation_adds_past_outcomes_without_leaky_columns(settings) ->
     assert not any("Tags" in lead.custom or "Lead Quality" in lead.custom for lead in imported)
     seed("--import-xeducation", "--xeducation-limit", "300")
     assert imported.count() == 300
+
+
+def test_full_demo_seed_scores_leads_trains_a_model_and_sets_up_the_chat_site() -> None:
+    from chatbot.models import Site
+    from scoring.ml.models import ModelVersion
+    from scoring.models import Rule
+
+    out = StringIO()
+    call_command("seed_demo", "--leads", "800", "--seed", "2", "--now", "2026-06-01", stdout=out)
+    text = out.getvalue()
+    assert Rule.objects.count() >= 25
+    assert not Lead.objects.filter(scored_at__isnull=True).exists()  # every lead has a score
+    assert Lead.objects.filter(grade="").count() < Lead.objects.count()
+    promoted = ModelVersion.objects.get(is_promoted=True)
+    assert f"version {promoted.pk}" in text or "Promoted" in text
+    assert Lead.objects.filter(ml_probability__isnull=False).count() == Lead.objects.count()
+    assert Site.objects.filter(public_key="pk_demo_rosas_bakery").exists()
+
+    again = StringIO()
+    call_command("seed_demo", "--leads", "800", "--seed", "2", "--now", "2026-06-01", stdout=again)
+    assert "already in use" in again.getvalue()  # re-seeding keeps the model
+    assert ModelVersion.objects.count() == 1
