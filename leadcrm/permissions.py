@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
-from django.db.models import Exists, OuterRef
 from rest_framework.permissions import BasePermission
 
 from leadcrm.models import MANAGER_GROUP, SALESPERSON_GROUP, Lead, is_manager, is_salesperson
 
 MANAGER_APPS = ("leadcrm", "scoring", "ml", "chatbot", "auth", "authtoken")
-ROLE_GROUPS = (MANAGER_GROUP, SALESPERSON_GROUP)
 SALESPERSON_PERMS = (
     "leadcrm.view_lead",
     "leadcrm.change_lead",
@@ -45,32 +41,6 @@ def grant_role_permissions(sender: Any = None, **kwargs: Any) -> None:
         app_label, codename = dotted.split(".")
         sales_perms |= Permission.objects.filter(content_type__app_label=app_label, codename=codename)
     sales.permissions.add(*sales_perms)
-
-
-class RoleAwareModelBackend(ModelBackend):
-    """Django's ModelBackend, but the session's user comes with their CRM roles.
-
-    Every page asks for the role (`is_manager`, `Lead.objects.visible_to`); loading the two role
-    memberships as EXISTS columns of the user query saves a groups query on every request.
-    """
-
-    def get_user(self, user_id: Any) -> Any:
-        users = get_user_model()._default_manager.annotate(
-            **{
-                f"_in_group_{i}": Exists(Group.objects.filter(user=OuterRef("pk"), name=name))
-                for i, name in enumerate(ROLE_GROUPS)
-            }
-        )
-        try:
-            user = users.get(pk=user_id)
-        except users.model.DoesNotExist:
-            return None
-        # The cache `is_manager`/`is_salesperson` read (leadcrm.models._group_names); it is only
-        # ever asked about these two role groups.
-        user._leadcrm_groups = frozenset(
-            name for i, name in enumerate(ROLE_GROUPS) if getattr(user, f"_in_group_{i}")
-        )
-        return user if self.user_can_authenticate(user) else None
 
 
 def can_see_lead(user: Any, lead: Lead) -> bool:

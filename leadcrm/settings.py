@@ -148,10 +148,6 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users only
-AUTHENTICATION_BACKENDS = [
-    "leadcrm.permissions.RoleAwareModelBackend",  # the user and their roles in one query
-    "django.contrib.auth.backends.ModelBackend",  # sessions logged in through it stay valid
-]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

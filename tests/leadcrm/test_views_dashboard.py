@@ -46,22 +46,14 @@ def test_queue_runs_the_same_few_queries_whatever_the_page_size(
             owner=salesperson if i % 2 else None,
             score_breakdown=[{"rule": "r", "points": i, "reason": "x"}],
         )
-    # session, user with roles, the leads page (the table alone needs no segment/owner lists)
-    with django_assert_num_queries(3):
+    # session, user, groups, the leads page (the table alone needs no segment/owner lists)
+    with django_assert_num_queries(4):
         response = manager_client.get(QUEUE, **HX)
     assert response.status_code == 200
     assert response.content.decode().count('class="lead-name"') == n_leads
     # the whole page adds the segments and owners for the selects, and the "due today" count
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         assert manager_client.get(QUEUE).status_code == 200
-
-
-def test_roles_come_with_the_user_and_older_sessions_still_work(client, manager) -> None:  # noqa: ANN001
-    make_lead(first_name="Vera")
-    client.force_login(manager, backend="django.contrib.auth.backends.ModelBackend")
-    html = client.get(QUEUE).content.decode()  # this session's backend loads roles separately
-    assert "Vera" in html
-    assert "Lead queue" in html  # the manager's heading
 
 
 def test_lead_panel_runs_a_fixed_handful_of_queries(
@@ -72,8 +64,8 @@ def test_lead_panel_runs_a_fixed_handful_of_queries(
     make_follow_up(lead)
     for _ in range(3):
         make_interaction(lead, "chat_message", payload={"text": "Pricing?"}, sentiment=0.3)
-    # session, user with roles, lead, interactions, score history, segments, follow-ups
-    with django_assert_num_queries(7):
+    # session, user, groups, lead, interactions, score history, segments, follow-ups
+    with django_assert_num_queries(8):
         response = seller_client.get(reverse("leadcrm:lead", args=[lead.pk]), **HX)
     assert response.status_code == 200
     assert "Chat message (3)" in response.content.decode()
