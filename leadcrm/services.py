@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Greatest
@@ -125,6 +125,36 @@ def update_lead(*, lead: Lead, now: datetime | None = None, **fields: Any) -> Le
     return lead
 
 
+def _check_interaction_constraints(interaction: Interaction) -> None:
+    """Interaction's check constraints, evaluated in Python with Django's own errors.
+
+    full_clean checks each one with a SAVEPOINT + SELECT + RELEASE, three queries per constraint
+    on every stored interaction (a chat message is one); these two are plain comparisons.
+    """
+    in_python = {
+        "interaction_kind_valid": lambda: interaction.kind in InteractionKind.values,
+        "interaction_sentiment_in_range": lambda: (
+            interaction.sentiment is None or -1 <= interaction.sentiment <= 1
+        ),
+    }
+    errors: list[ValidationError] = []
+    for constraint in Interaction._meta.constraints:
+        check = in_python.get(constraint.name)
+        if check is None:  # a constraint added later is still checked, the database way
+            try:
+                constraint.validate(Interaction, interaction, exclude={"lead"})
+            except ValidationError as exc:
+                errors.append(exc)
+        elif not check():
+            errors.append(
+                ValidationError(
+                    constraint.get_violation_error_message(), code=constraint.violation_error_code
+                )
+            )
+    if errors:
+        raise ValidationError({NON_FIELD_ERRORS: errors})
+
+
 def record_interaction(
     *,
     lead: Lead | int,
@@ -155,7 +185,8 @@ def record_interaction(
         logged_by=logged_by,
         created_at=now,
     )
-    interaction.full_clean(exclude=["lead"])
+    interaction.full_clean(exclude=["lead"], validate_constraints=False)
+    _check_interaction_constraints(interaction)
     with transaction.atomic():
         if not Lead.objects.filter(pk=lead_id).update(
             last_activity_at=Greatest(Coalesce(F("last_activity_at"), occurred_at), occurred_at)
