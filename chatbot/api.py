@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpRequest
@@ -32,11 +33,18 @@ from chatbot.models import Conversation, Site
 
 # --- Throttles ------------------------------------------------------------------------------------
 
+# Django keeps a cache client per thread, and under ASGI every request runs in a new thread: via
+# `django.core.cache.cache` each request built a new Redis client and opened a new connection just
+# to count itself. The chat throttles share one client per process (its connection pool is
+# thread-safe); it is the same default cache (same server and keys), so limits are unchanged.
+THROTTLE_CACHE = caches.create_connection("default")
+
 
 class ChatIpThrottle(SimpleRateThrottle):
     """Per client IP, across all of the widget's endpoints (settings: chat_ip)."""
 
     scope = "chat_ip"
+    cache = THROTTLE_CACHE
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
@@ -46,6 +54,7 @@ class ChatVisitorThrottle(SimpleRateThrottle):
     """Per visitor (conversation token, else visitor id, else IP) on the writing endpoints (chat_visitor)."""
 
     scope = "chat_visitor"
+    cache = THROTTLE_CACHE
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         ident = view.kwargs.get("token") or ""

@@ -69,6 +69,10 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
     async def chat_message(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "message", "message": event["message"]})
 
+    async def chat_messages(self, event: dict[str, Any]) -> None:
+        for message in event["messages"]:  # several messages in one event: one frame each, in order
+            await self.send_json({"type": "message", "message": message})
+
     async def chat_status(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "status", "status": event["status"], "agent": event.get("agent", "")})
 
@@ -102,6 +106,12 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(
             {"type": "message", "conversation": event["conversation"], "message": event["message"]}
         )
+
+    async def chat_messages(self, event: dict[str, Any]) -> None:
+        for message in event["messages"]:  # several messages in one event: one frame each, in order
+            await self.send_json(
+                {"type": "message", "conversation": event["conversation"], "message": message}
+            )
 
     async def chat_status(self, event: dict[str, Any]) -> None:
         await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "status"})

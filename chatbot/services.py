@@ -208,10 +208,16 @@ def _send_on_commit(groups: Sequence[str], *events: dict[str, Any]) -> None:
 
 def _broadcast_messages(conversation: Conversation, messages: Sequence[Message]) -> None:
     payloads = [message_json(m) for m in messages]
-
+    if not payloads:
+        return
     groups = (conversation_group(conversation.pk), lead_group(conversation.lead_id))
-    events = [{"type": "chat.message", "message": p, "conversation": conversation.pk} for p in payloads]
-    _send_on_commit(groups, *events)
+    if len(payloads) == 1:
+        event = {"type": "chat.message", "message": payloads[0], "conversation": conversation.pk}
+    else:
+        # A visitor message and the bot's reply travel as one event per group: each group_send
+        # costs several Redis round trips; the consumers still send one frame per message.
+        event = {"type": "chat.messages", "messages": payloads, "conversation": conversation.pk}
+    _send_on_commit(groups, event)
 
 
 def _broadcast_status(conversation: Conversation, **extra: Any) -> None:
@@ -392,13 +398,17 @@ def start_conversation(
 
 
 def _apply_stated_profile(lead: Lead, reply: bot.Reply) -> None:
+    # Only what is new: a visitor repeating a known interest or city costs no lead write (a full
+    # validation, an update and a rescore request for data that did not change).
     changes: dict[str, Any] = {}
     if reply.interests:
         custom = dict(lead.custom or {})
         known = list(custom.get("interested_in") or [])
-        custom["interested_in"] = known + [i for i in reply.interests if i not in known]
-        changes["custom"] = custom
-    if reply.city:
+        new = [i for i in reply.interests if i not in known]
+        if new:
+            custom["interested_in"] = known + new
+            changes["custom"] = custom
+    if reply.city and reply.city[:100] != lead.city:
         changes["city"] = reply.city[:100]
     if changes:
         crm.update_lead(lead=lead, **changes)
@@ -428,7 +438,9 @@ def post_visitor_message(
     client_id = (client_id or "")[:40]
     # The row lock serialises this visitor's messages, so the resend check below cannot race.
     # of=self: without it PostgreSQL also locks the joined site row and serialises every chat.
-    locked = Conversation.objects.select_for_update(of=("self",)).select_related("site", "lead")
+    # The lead (46 columns) is not joined: most messages need only lead_id; the few that change
+    # the lead's profile or hand off load it when they do.
+    locked = Conversation.objects.select_for_update(of=("self",)).select_related("site")
     if conversation is not None:
         conversation = locked.get(pk=conversation.pk)
     else:
@@ -488,7 +500,8 @@ def _decide(conversation: Conversation, text: str, score: float) -> bot.Reply:
 def _bot_turn(conversation: Conversation, reply: bot.Reply, now: datetime) -> list[Message]:
     conversation.unsure_count = reply.unsure_count
     conversation.negative_count = reply.negative_count
-    _apply_stated_profile(conversation.lead, reply)
+    if reply.interests or reply.city:
+        _apply_stated_profile(conversation.lead, reply)
     if reply.action == "handoff":
         out = [_bot_message(conversation, reply.text, now)] if reply.text else []
         return out + _handoff(conversation, now)
