@@ -110,11 +110,11 @@ _faq_lock = threading.Lock()
 
 def faq_index(site: Site) -> _FaqIndex:
     """The fitted matcher for the site's active FAQ; refitted only when an entry changed."""
-    active = FaqEntry.objects.filter(site=site, active=True)
     cached = _faq_cache.get(site.pk)
     # Checking the FAQ's version costs a query; do it at most every few seconds per process.
     if cached is not None and time.monotonic() - cached.checked_at < FAQ_RECHECK_SECONDS:
         return cached
+    active = FaqEntry.objects.filter(site=site, active=True)
     stats = active.aggregate(n=Count("id"), at=Max("updated_at"), top=Max("id"))
     version = (stats["n"], stats["at"], stats["top"])
     if cached is not None and cached.version == version:
