@@ -209,9 +209,7 @@ def test_streamed_full_recompute_agrees_with_the_per_lead_path() -> None:
     every score must equal what the event path (one lead at a time) computes."""
     now = timezone.now()
     make_bands()
-    make_rule(
-        name="Pricing views", kinds=[1], points=4, window_days=30, pattern="/pricing", cap=12
-    )
+    make_rule(name="Pricing views", kinds=[1], points=4, window_days=30, pattern="/pricing", cap=12)
     make_rule(name="Decayed views", kinds=[1], points=10, half_life_days=7)
     make_rule(name="All-time downloads", kinds=[3], points=6)
     make_rule(name="CTO", category="fit", field="job_title", operator="contains", value="cto", points=15)
