@@ -97,6 +97,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
+# ASGI (the chat) runs each request in its own thread: with persistent connections, hundreds of open
+# chats would exceed PostgreSQL's max_connections. DATABASE_POOL_MAX=N gives each process a pool
+# of N connections instead (psycopg-pool; connections go back to the pool after each request).
+DATABASE_POOL_MAX = env.int("DATABASE_POOL_MAX", default=0)
+if IS_POSTGRES and DATABASE_POOL_MAX > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # required by Django's pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DATABASE_POOL_MAX),
+        "max_size": DATABASE_POOL_MAX,
+        "timeout": 30,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

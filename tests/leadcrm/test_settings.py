@@ -13,7 +13,8 @@ PROBE = (
     "import json, django; django.setup(); from django.conf import settings as s; "
     "print(json.dumps({'engine': s.DATABASES['default']['ENGINE'], 'name': str(s.DATABASES['default']['NAME']), "
     "'eager': s.CELERY_TASK_ALWAYS_EAGER, 'broker': s.CELERY_BROKER_URL, 'cache': s.CACHES['default']['BACKEND'], "
-    "'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'debug': s.DEBUG}))"
+    "'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'debug': s.DEBUG, "
+    "'pool': s.DATABASES['default'].get('OPTIONS', {}).get('pool'), 'max_age': s.DATABASES['default']['CONN_MAX_AGE']}))"
 )
 
 
@@ -59,3 +60,17 @@ def test_missing_secret_key_without_debug_stops_start_up() -> None:
     result = probe()
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_database_pool_max_gives_each_process_a_connection_pool_on_postgresql() -> None:
+    url = "postgres://u@127.0.0.1:5432/x"
+    plain = json.loads(probe(DEBUG="1", DATABASE_URL=url).stdout.strip().splitlines()[-1])
+    assert plain["pool"] is None
+    assert plain["max_age"] == 60
+    pooled = json.loads(
+        probe(DEBUG="1", DATABASE_URL=url, DATABASE_POOL_MAX="12").stdout.strip().splitlines()[-1]
+    )
+    assert pooled["pool"]["max_size"] == 12
+    assert pooled["max_age"] == 0  # Django's pool requires it
+    sqlite = json.loads(probe(DEBUG="1", DATABASE_POOL_MAX="12").stdout.strip().splitlines()[-1])
+    assert sqlite["pool"] is None  # only PostgreSQL pools
