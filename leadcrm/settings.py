@@ -160,7 +160,7 @@ AUTH_PASSWORD_VALIDATORS = [
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users only
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "leadcrm:queue"  # salespeople land on their queue; Home has the summary
 LOGOUT_REDIRECT_URL = "login"
 
 # --- API --------------------------------------------------------------------------------------
