@@ -16,7 +16,7 @@ $(VENV)/.installed: requirements.txt
 
 demo: $(VENV)/.installed  ## set up and run the product on embedded defaults (SQLite, eager Celery)
 	DEBUG=1 $(PY) manage.py migrate --noinput
-	DEBUG=1 $(PY) manage.py seed_demo
+	DEBUG=1 $(PY) manage.py seed_demo --site-origin http://$(HOST):$(PORT)
 	@echo ""
 	@echo "  LeadCRM is starting on http://$(HOST):$(PORT)/"
 	@echo "  Log in as manager / demo (admin and reports) or sales1, sales2, sales3 / demo."

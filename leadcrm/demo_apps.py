@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 
-def seed_apps(*, now: datetime) -> Iterator[str]:
+def seed_apps(*, now: datetime, site_origins: Sequence[str] = ()) -> Iterator[str]:
     """Run each app's idempotent demo set-up and say what it did."""
     from chatbot import services as chat
     from scoring import services as scoring
@@ -23,5 +23,5 @@ def seed_apps(*, now: datetime) -> Iterator[str]:
         yield f"Predictive model: {outcome.message}"
     run = scoring.recompute_all(reason="Demo data seeded", now=now)
     yield f"Scoring: {run.done_leads} leads scored."
-    site = chat.install_demo_site()
+    site = chat.install_demo_site(origins=site_origins)
     yield f"Chat: demo site “{site.name}” (key {site.public_key}) with {site.faq_entries.count()} FAQ entries."

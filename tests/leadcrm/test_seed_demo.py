@@ -118,7 +118,12 @@ def test_full_demo_seed_scores_leads_trains_a_model_and_sets_up_the_chat_site() 
     from scoring.models import Rule
 
     out = StringIO()
-    call_command("seed_demo", "--leads", "800", "--seed", "2", "--now", "2026-06-01", stdout=out)
+    call_command(
+        "seed_demo",
+        *("--leads", "800", "--seed", "2", "--now", "2026-06-01"),
+        *("--site-origin", "http://127.0.0.1:8011/"),
+        stdout=out,
+    )
     text = out.getvalue()
     assert Rule.objects.count() >= 25
     assert not Lead.objects.filter(scored_at__isnull=True).exists()  # every lead has a score
@@ -126,9 +131,17 @@ def test_full_demo_seed_scores_leads_trains_a_model_and_sets_up_the_chat_site() 
     promoted = ModelVersion.objects.get(is_promoted=True)
     assert f"version {promoted.pk}" in text or "Promoted" in text
     assert Lead.objects.filter(ml_probability__isnull=False).count() == Lead.objects.count()
-    assert Site.objects.filter(public_key="pk_demo_rosas_bakery").exists()
+    site = Site.objects.get(public_key="pk_demo_rosas_bakery")
+    assert "http://127.0.0.1:8011" in site.allowed_origins  # `make demo PORT=8011` keeps the widget working
+    assert "http://127.0.0.1:8000" in site.allowed_origins
 
     again = StringIO()
     call_command("seed_demo", "--leads", "800", "--seed", "2", "--now", "2026-06-01", stdout=again)
     assert "already in use" in again.getvalue()  # re-seeding keeps the model
     assert ModelVersion.objects.count() == 1
+
+
+def test_a_site_origin_that_is_not_an_origin_is_refused_before_anything_is_written() -> None:
+    with pytest.raises(CommandError, match="not an origin"):
+        call_command("seed_demo", "--site-origin", "127.0.0.1:8000/page", stdout=StringIO())
+    assert not Lead.objects.exists()

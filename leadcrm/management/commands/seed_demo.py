@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -37,11 +38,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-apps", action="store_true", help="Only the CRM data: no rules, model or chat site."
         )
+        parser.add_argument(
+            "--site-origin",
+            action="append",
+            default=[],
+            metavar="URL",
+            help="Also allow the demo chat site on this origin, e.g. http://127.0.0.1:8011 (repeatable).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["leads"] < 0:
             raise CommandError("--leads must be 0 or more.")
         now = self._parse_now(options["now"])
+        origins = [self._parse_origin(o) for o in options["site_origin"]]
         started = time.monotonic()
         report = seed_demo_data(seed=options["seed"], leads=options["leads"], now=now)
         self.stdout.write(
@@ -59,13 +68,19 @@ class Command(BaseCommand):
         if not options["skip_apps"]:
             from leadcrm.demo_apps import seed_apps
 
-            for line in seed_apps(now=now):
+            for line in seed_apps(now=now, site_origins=origins):
                 self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(f"Seeded in {time.monotonic() - started:.1f}s."))
         self.stdout.write(f"Logins (password for all: {DEMO_PASSWORD}):")
         self.stdout.write("  manager   — manager: admin, scoring rules, reports")
         for name in SALES_USERS:
             self.stdout.write(f"  {name:<9} — salesperson: lead queue")
+
+    def _parse_origin(self, raw: str) -> str:
+        parsed = urlsplit(raw.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
+            raise CommandError(f"--site-origin {raw!r} is not an origin like http://127.0.0.1:8011.")
+        return f"{parsed.scheme}://{parsed.netloc}"
 
     def _parse_now(self, raw: str | None) -> datetime:
         if not raw:
