@@ -157,3 +157,15 @@ def test_visible_to_follows_the_role_rule(manager, salesperson, other_salesperso
     assert set(Lead.objects.visible_to(salesperson)) == {mine, free}
     assert set(Lead.objects.visible_to(manager)) == {mine, free, theirs}
     assert not Lead.objects.visible_to(make_user(role=None)).exists()
+
+
+def test_sentiment_outside_minus_one_to_one_is_refused_and_nothing_is_stored() -> None:
+    lead = make_lead()
+    with pytest.raises(ValidationError) as err:
+        record_interaction(lead=lead, kind="chat_message", payload={"text": "hi"}, sentiment=1.5)
+    assert "sentiment" in str(err.value).lower()
+    assert not Interaction.objects.filter(lead=lead).exists()
+    record_interaction(
+        lead=lead, kind="chat_message", payload={"text": "hi"}, sentiment=-1.0
+    )  # the edge is fine
+    assert Interaction.objects.filter(lead=lead).count() == 1
