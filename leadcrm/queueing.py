@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
+
+logger = logging.getLogger(__name__)
 
 
 def enqueue_on_commit(task: Any, *args: Any) -> None:
@@ -24,3 +27,16 @@ def _named_enqueue(task: Any, args: tuple[Any, ...]) -> Callable[[], None]:
 
     enqueue.__qualname__ = f"enqueue {getattr(task, 'name', task)}{args}"
     return enqueue
+
+
+def enqueue_now(task: Any, *args: Any) -> bool:
+    """Send `task.delay(*args)` from a periodic sweep; False (logged) while the broker is away.
+
+    The work stays recorded in the database, so the next sweep simply tries again.
+    """
+    try:
+        task.delay(*args)
+    except Exception:  # broker still away
+        logger.warning("Could not enqueue %s%s; the next sweep retries", getattr(task, "name", task), args)
+        return False
+    return True

@@ -25,7 +25,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from leadcrm.models import InteractionKind, Lead
-from leadcrm.queueing import enqueue_on_commit
+from leadcrm.queueing import enqueue_now, enqueue_on_commit
 from scoring import engine
 from scoring.models import (
     Category,
@@ -564,20 +564,13 @@ def sweep_stale_scores(*, now: datetime | None = None, older_than_s: float = SWE
     for lead_id in Lead.objects.filter(pk__in=ids, rescore_requested_at__isnull=False).values_list(
         "pk", flat=True
     ):
-        _enqueue(rescore_lead, lead_id)
+        enqueue_now(rescore_lead, lead_id)
     # A full recompute whose task never reached a worker.
     for run_id in RecomputeRun.objects.filter(
         status=RecomputeRun.Status.QUEUED, created_at__lt=now - timedelta(seconds=30)
     ).values_list("pk", flat=True):
-        _enqueue(recompute_all_task, run_id)
+        enqueue_now(recompute_all_task, run_id)
     return len(ids)
-
-
-def _enqueue(task: Any, *args: Any) -> None:
-    try:
-        task.delay(*args)
-    except Exception:  # broker still away: the next sweep tries again
-        logger.warning("Could not enqueue %s%s; the next sweep retries", task.name, args)
 
 
 def refresh_decay(*, now: datetime | None = None) -> RecomputeRun:

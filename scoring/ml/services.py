@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from leadcrm.models import CLOSED_STATUSES
-from leadcrm.queueing import enqueue_on_commit
+from leadcrm.queueing import enqueue_now, enqueue_on_commit
 from scoring.ml import pipeline
 from scoring.ml.features import (
     build_batch,
@@ -419,11 +419,8 @@ def sweep_training_runs(*, now: datetime | None = None) -> tuple[int, int]:
     for run_id in TrainingRun.objects.filter(
         state=RunState.QUEUED, requested_at__lt=now - QUEUED_RESEND_AFTER
     ).values_list("pk", flat=True):
-        try:
-            retrain_model.delay(run_id)
-        except Exception:  # broker still away: the next sweep tries again
-            logger.warning("Could not enqueue training run %s; the next sweep retries", run_id)
-            break
+        if not enqueue_now(retrain_model, run_id):
+            break  # broker still away: the next sweep tries again
         resent += 1
     return resent, lost
 
