@@ -147,7 +147,7 @@ def _with_predictions(scores: engine.BatchScores, *, now: datetime) -> ScoreRows
         priority = combined_priority(scores.rule_score, None, 0.0)
     else:
         probability = np.asarray(predictions.probability, dtype=float)
-        factors = [json.dumps(f or []) for f in predictions.factors]
+        factors = predictions.factors_json
         priority = combined_priority(scores.rule_score, probability, predictions.weight)
     return ScoreRows(scores, probability, factors, np.round(priority, 4))
 

@@ -21,12 +21,12 @@ Design choices that must hold on exports nobody here has seen:
 
 from __future__ import annotations
 
-import gc
 import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii  # json.dumps' own C string encoder
 from typing import Any
 
 import numpy as np
@@ -383,7 +383,7 @@ class BoostedModel:
     def fit(self, X: np.ndarray, y: np.ndarray) -> BoostedModel:
         categorical = np.array([spec.kind == "categorical" for spec in self.schema.columns], dtype=bool)
         self.model = HistGradientBoostingClassifier(
-            learning_rate=0.05,
+            learning_rate=0.1,
             max_iter=500,
             max_leaf_nodes=15,
             min_samples_leaf=40,
@@ -537,48 +537,82 @@ class Scorer:
             raw, effects = self.model.explain(X)
         return _sigmoid(self.slope * raw + self.intercept), effects * self.slope
 
-    def factors(self, X: np.ndarray, effects: np.ndarray, *, top: int = 4, min_effect: float = 0.05) -> list:
-        """Per row, the strongest reasons in plain words: [{"feature","label","effect"}, …]."""
+    def _top_factors(
+        self, X: np.ndarray, effects: np.ndarray, *, top: int, min_effect: float
+    ) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray, np.ndarray]:
+        """Per row, the `top` strongest effects, strongest first.
+
+        Returns (pairs, pair ids, effects, kept): `pairs` lists each distinct (feature, reason)
+        of the batch once; `pair ids` (rows × top) index into it.
+        """
         k = min(top, effects.shape[1])
-        if k == 0:
-            return [[] for _ in range(len(X))]
         order = np.argpartition(-np.abs(effects), k - 1, axis=1)[:, :k]
         picked = np.take_along_axis(effects, order, axis=1)
         resort = np.argsort(-np.abs(picked), axis=1)
         order = np.take_along_axis(order, resort, axis=1)
         picked = np.round(np.take_along_axis(picked, resort, axis=1), 3)
-        # Labels are made once per (column, value) seen in the batch, not once per lead.
+        # Reasons are worded once per (column, value, direction) seen in the batch, not per lead.
         specs = self.schema.columns
-        labels = np.empty(order.shape, dtype=object)
-        for j in np.unique(order):
+        pairs: list[tuple[str, str]] = []
+        pair_ids = np.empty(order.shape, dtype=np.int64)
+        for j in np.unique(order).tolist():
             where = order == j
             values = X[np.nonzero(where)[0], j]
             uniques, inverse = np.unique(values, return_inverse=True)
-            words = np.array([specs[j].value_label(float(v)) for v in uniques], dtype=object)
-            labels[where] = words[inverse.ravel()]
-        verbs = np.where(picked > 0, ": raises", ": lowers").astype(object)
-        labels = labels + verbs
-        names = np.array([spec.name for spec in specs], dtype=object)[order]
-        keep = np.abs(picked) >= min_effect
-        out = []
-        # Hundreds of thousands of small dicts: the cyclic GC would rescan them over and over.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            for row_names, row_labels, row_effects, row_keep in zip(
-                names.tolist(), labels.tolist(), picked.tolist(), keep.tolist(), strict=True
-            ):
-                out.append(
-                    [
-                        {"feature": f, "label": lab, "effect": e}
-                        for f, lab, e, k in zip(row_names, row_labels, row_effects, row_keep, strict=True)
-                        if k
-                    ]
-                )
-        finally:
-            if was_enabled:
-                gc.enable()
-        return out
+            # One code per (value, direction) actually seen.
+            used, code = np.unique(2 * inverse.ravel() + (picked[where] > 0), return_inverse=True)
+            pair_ids[where] = len(pairs) + code.ravel()
+            name = specs[j].name
+            for u in used.tolist():
+                words = specs[j].value_label(float(uniques[u // 2]))
+                pairs.append((name, f"{words}: raises" if u % 2 else f"{words}: lowers"))
+        return pairs, pair_ids, picked, np.abs(picked) >= min_effect
+
+    def factors(self, X: np.ndarray, effects: np.ndarray, *, top: int = 4, min_effect: float = 0.05) -> list:
+        """Per row, the strongest reasons in plain words: [{"feature","label","effect"}, …]."""
+        if min(top, effects.shape[1]) == 0:
+            return [[] for _ in range(len(X))]
+        pairs, pair_ids, picked, keep = self._top_factors(X, effects, top=top, min_effect=min_effect)
+        return [
+            [
+                {"feature": pairs[i][0], "label": pairs[i][1], "effect": e}
+                for i, e, k in zip(row_ids, row_effects, row_keep, strict=True)
+                if k
+            ]
+            for row_ids, row_effects, row_keep in zip(
+                pair_ids.tolist(), picked.tolist(), keep.tolist(), strict=True
+            )
+        ]
+
+    def factors_json(
+        self, X: np.ndarray, effects: np.ndarray, *, top: int = 4, min_effect: float = 0.05
+    ) -> list[str]:
+        """`factors` as the JSON text stored on the lead, byte for byte what json.dumps writes.
+
+        The scoring path stores text, so hundreds of thousands of small dicts are never built:
+        each (feature, reason) is JSON-encoded once per batch, each distinct effect value once.
+        """
+        if min(top, effects.shape[1]) == 0:
+            return ["[]"] * len(X)
+        pairs, pair_ids, picked, keep = self._top_factors(X, effects, top=top, min_effect=min_effect)
+        heads = np.array(
+            [f'{{"feature": {_json_text(f)}, "label": {_json_text(lab)}, "effect": ' for f, lab in pairs],
+            dtype=object,
+        )
+        # Effects are rounded to 3 decimals: few distinct values, each written once (as repr does).
+        values, value_codes = np.unique(picked.ravel(), return_inverse=True)
+        numbers = np.array([repr(v) + "}" for v in values.tolist()], dtype=object)
+        cells = (heads[pair_ids.ravel()] + numbers[value_codes.ravel()]).reshape(picked.shape)
+        # Effects are sorted strongest first, so the kept ones are a prefix of each row.
+        return [
+            "[" + ", ".join(row[:kept]) + "]"
+            for row, kept in zip(cells.tolist(), keep.sum(axis=1).tolist(), strict=True)
+        ]
+
+
+def _json_text(text: str) -> str:
+    """A string as json.dumps writes it (ASCII, escaped), without json.dumps' per-call overhead."""
+    return encode_basestring_ascii(text)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

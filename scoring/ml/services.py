@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from scoring.ml.features import (
     is_protected,
     labels_of,
     leads_by_id,
+    predict_batch,
     training_leads,
 )
 from scoring.ml.models import (
@@ -48,9 +50,13 @@ HOLDOUT_SHARE = 0.2
 @dataclass(frozen=True)
 class Predictions:
     probability: np.ndarray  # one per lead, in the order asked; NaN where not scored
-    factors: list[list[dict]]  # per lead: [{"feature":…, "label":…, "effect": +/-float}, …]
+    factors_json: list[str]  # per lead, the reasons as stored: [{"feature","label","effect"}, …]
     weight: float  # the manager's blend weight for combined priority
     model_version_id: int
+
+    @property
+    def factors(self) -> list[list[dict]]:
+        return [json.loads(text) for text in self.factors_json]
 
 
 # --- Prediction -------------------------------------------------------------------------------
@@ -89,22 +95,31 @@ def predict_for_leads(lead_ids: Sequence[int], *, now: datetime, snapshot: bool 
     weight = float(MlSettings.load().blend_weight)
     ids = np.asarray(list(lead_ids), dtype=np.int64)
     probability = np.full(len(ids), np.nan)
-    factors: list[list[dict]] = [[]] * len(ids)  # read-only placeholders, replaced below (no GC churn)
+    factors = ["[]"] * len(ids)
     if len(ids):
-        custom_keys = [
-            name.removeprefix("custom.") for name in scorer.schema.names if name.startswith("custom.")
-        ]
-        batch = build_batch(leads_by_id(ids.tolist()), now=now, custom_keys=custom_keys, order=ids.tolist())
+        names = scorer.schema.names
+        if connection.vendor == "postgresql":
+            batch = predict_batch(ids.tolist(), now=now, names=names)
+        else:
+            custom_keys = [name.removeprefix("custom.") for name in names if name.startswith("custom.")]
+            batch = build_batch(leads_by_id(ids.tolist()), now=now, custom_keys=custom_keys)
         X = scorer.schema.encode(batch.frame)
         p, effects = scorer.explain(X)
-        reasons = scorer.factors(X, effects)
+        reasons = scorer.factors_json(X, effects)
         position = pd.Index(ids).get_indexer(batch.lead_ids)
         probability[position] = p
-        for pos, row in zip(position.tolist(), reasons, strict=True):
-            factors[pos] = row
+        for pos, text in zip(position.tolist(), reasons, strict=True):
+            factors[pos] = text
         if snapshot:
             snapshot_predictions(batch, p, version_id=version_id, now=now)
-    return Predictions(probability=probability, factors=factors, weight=weight, model_version_id=version_id)
+    return Predictions(
+        probability=probability, factors_json=factors, weight=weight, model_version_id=version_id
+    )
+
+
+def _copy_text(value: str) -> str:
+    """A value for PostgreSQL's COPY text format (backslash, tab and line breaks escaped)."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def snapshot_predictions(batch: object, probability: np.ndarray, *, version_id: int, now: datetime) -> int:
@@ -112,24 +127,25 @@ def snapshot_predictions(batch: object, probability: np.ndarray, *, version_id: 
     open_ = ~np.isin(batch.status, [str(s) for s in CLOSED_STATUSES])  # type: ignore[attr-defined]
     if not open_.any():
         return 0
-    rows = pd.DataFrame(
-        {
-            "lead_id": batch.lead_ids[open_],  # type: ignore[attr-defined]
-            "version_id": version_id,
-            "predicted_at": now.isoformat(),
-            "probability": np.round(probability[open_], 6),
-            "rule_score": batch.rule_score[open_],  # type: ignore[attr-defined]
-            "grade": batch.grade[open_],  # type: ignore[attr-defined]
-        }
-    )
+    lead_ids = batch.lead_ids[open_]  # type: ignore[attr-defined]
+    p = np.round(probability[open_], 6)
+    rule_score = batch.rule_score[open_]  # type: ignore[attr-defined]
+    grade = batch.grade[open_]  # type: ignore[attr-defined]
     if connection.vendor == "postgresql":
         table = PredictionSnapshot._meta.db_table
-        data = rows.to_csv(index=False, header=False).encode()
+        # COPY text lines built directly; grades (a few short labels) escaped once each.
+        escaped = {g: _copy_text(g) for g in set(grade.tolist())}
+        tail = f"\t{version_id}\t{now.isoformat()}\n"
+        data = "".join(
+            f"{i}\t{q!r}\t{r!r}\t{escaped[g]}{tail}"
+            for i, q, r, g in zip(
+                lead_ids.tolist(), p.tolist(), rule_score.tolist(), grade.tolist(), strict=True
+            )
+        )
         with (
             connection.cursor() as cursor,
             cursor.cursor.copy(
-                f"COPY {table} (lead_id, version_id, predicted_at, probability, rule_score, grade) "
-                "FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (grade))"
+                f"COPY {table} (lead_id, probability, rule_score, grade, version_id, predicted_at) FROM STDIN"
             ) as copy,
         ):
             copy.write(data)
@@ -137,14 +153,11 @@ def snapshot_predictions(batch: object, probability: np.ndarray, *, version_id: 
         PredictionSnapshot.objects.bulk_create(
             [
                 PredictionSnapshot(
-                    lead_id=int(r.lead_id),
-                    version_id=version_id,
-                    predicted_at=now,
-                    probability=float(r.probability),
-                    rule_score=float(r.rule_score),
-                    grade=str(r.grade),
+                    lead_id=i, version_id=version_id, predicted_at=now, probability=q, rule_score=r, grade=g
                 )
-                for r in rows.itertuples(index=False)
+                for i, q, r, g in zip(
+                    lead_ids.tolist(), p.tolist(), rule_score.tolist(), grade.tolist(), strict=True
+                )
             ],
             batch_size=1000,
         )

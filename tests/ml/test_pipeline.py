@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,6 +95,10 @@ def test_explanations_rank_the_driving_feature_first_and_with_the_right_sign():
             for row in factors
             for a, b in zip(row, row[1:], strict=False)
         )
+        # What the scoring path stores: the same reasons as JSON text, byte for byte json.dumps.
+        everyone = scorer.factors(X, effects)
+        assert scorer.factors_json(X, effects) == [json.dumps(row) for row in everyone], candidate
+        assert any(len(row) < 4 for row in everyone)  # weak effects (< 0.05) are left out
 
 
 def test_one_class_only_is_refused():

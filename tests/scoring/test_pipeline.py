@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import numpy as np
@@ -155,7 +156,10 @@ def test_predictions_are_blended_into_priority_in_the_same_write(monkeypatch: py
     def fake_predict(lead_ids: list[int], *, now: object) -> ml_services.Predictions:
         assert lead_ids == [a.pk, b.pk]
         return ml_services.Predictions(
-            probability=np.array([0.8, np.nan]), factors=factors, weight=0.5, model_version_id=1
+            probability=np.array([0.8, np.nan]),
+            factors_json=[json.dumps(f) for f in factors],
+            weight=0.5,
+            model_version_id=1,
         )
 
     monkeypatch.setattr(ml_services, "predict_for_leads", fake_predict)

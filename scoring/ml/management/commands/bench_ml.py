@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from leadcrm.models import Interaction, Lead
 from scoring.ml import services, synthetic
-from scoring.ml.features import build_batch
+from scoring.ml.features import predict_batch
 from scoring.ml.models import ModelVersion, PredictionSnapshot
 
 
@@ -32,7 +32,7 @@ def _model_only(index: int) -> int:
     _, scorer = services.load_promoted()
     X = scorer.schema.encode(_BATCHES[index].frame)
     _, effects = scorer.explain(X)
-    scorer.factors(X, effects)
+    scorer.factors_json(X, effects)
     return len(X)
 
 
@@ -62,14 +62,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--fresh", action="store_true", help="delete all leads, models and snapshots first"
         )
+        parser.add_argument(
+            "--reuse",
+            action="store_true",
+            help="keep the leads a previous --fresh run inserted; delete only models and snapshots",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("Run the benchmark on PostgreSQL: set DATABASE_URL to a database of its own.")
         n_train, n_predict, chunk = int(options["train"]), int(options["predict"]), int(options["chunk"])
-        if not options["fresh"] and Lead.objects.exists():
+        reuse = bool(options["reuse"]) and not options["fresh"]
+        if not options["fresh"] and not reuse and Lead.objects.exists():
             raise CommandError(
-                "This database has leads. Pass --fresh to delete them (only on a bench database)."
+                "This database has leads. Pass --fresh to delete them (only on a bench database), "
+                "or --reuse to predict for them again."
             )
         now = timezone.now()
         with threadpool_limits(1):
@@ -80,15 +87,19 @@ class Command(BaseCommand):
                         "TRUNCATE ml_predictionsnapshot, ml_modelversion, ml_trainingrun, "
                         f"{Interaction._meta.db_table}, {Lead._meta.db_table} CASCADE"
                     )
+            if reuse:
+                with connection.cursor() as cursor:
+                    cursor.execute("TRUNCATE ml_predictionsnapshot, ml_modelversion, ml_trainingrun CASCADE")
             started = time.perf_counter()
-            self.stdout.write(f"Inserting {n_train:,} closed leads with their history…")
-            synthetic.make_history(n_train, now=now, seed=1, closed_share=1.0)
-            n_open = max(n_predict - Lead.objects.count(), 0)
-            self.stdout.write(f"Inserting {n_open:,} open leads…")
-            for start in range(0, n_open, 250_000):
-                synthetic.make_history(
-                    min(250_000, n_open - start), now=now, seed=2 + start, closed_share=0.0
-                )
+            if not reuse:
+                self.stdout.write(f"Inserting {n_train:,} closed leads with their history…")
+                synthetic.make_history(n_train, now=now, seed=1, closed_share=1.0)
+                n_open = max(n_predict - Lead.objects.count(), 0)
+                self.stdout.write(f"Inserting {n_open:,} open leads…")
+                for start in range(0, n_open, 250_000):
+                    synthetic.make_history(
+                        min(250_000, n_open - start), now=now, seed=2 + start, closed_share=0.0
+                    )
             with connection.cursor() as cursor:
                 cursor.execute(f"ANALYZE {Lead._meta.db_table}; ANALYZE {Interaction._meta.db_table}")
             setup_s = time.perf_counter() - started
@@ -122,12 +133,9 @@ class Command(BaseCommand):
             # The model alone (features already built: encode, probability, reasons), one thread in
             # each of the same worker processes, to show where the time goes.
             _, scorer = services.load_promoted()
-            custom = [c.removeprefix("custom.") for c in scorer.schema.names if c.startswith("custom.")]
             _BATCHES.clear()
             for part in chunks[: max(2 * workers, 10)]:
-                _BATCHES.append(
-                    build_batch(services.leads_by_id(part), now=now, custom_keys=custom, order=part)
-                )
+                _BATCHES.append(predict_batch(part, now=now, names=scorer.schema.names))
             connections.close_all()
             started = time.perf_counter()
             _model_only(0)
