@@ -7,8 +7,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now as utc_now
 
-from leadcrm.models import Lead
-
 DEFAULT_PROTECTED = (  # seeded by migration 0002; managers edit the list in the admin
     "gender",
     "sex",
@@ -147,22 +145,3 @@ class TrainingRun(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in (RunState.QUEUED, RunState.RUNNING)
-
-
-class PredictionSnapshot(models.Model):
-    """Every prediction for an open lead, with its time, so accuracy can be judged when outcomes arrive."""
-
-    # An append-only log written a million rows at a time: no database-level FK checks per row
-    # (Django still cascades deletes of leads and versions through the ORM).
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    predicted_at = models.DateTimeField()
-    probability = models.FloatField()
-    rule_score = models.FloatField(default=0)
-    grade = models.CharField(max_length=4, blank=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["lead", "predicted_at"], name="ml_snapshot_lead_time_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.lead_id} at {self.predicted_at:%Y-%m-%d %H:%M}: {self.probability:.2f}"

@@ -16,8 +16,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from leadcrm.models import CLOSED_STATUSES, Lead, LeadStatus
 from scoring.ml.features import OUTCOME_STATUSES
-from scoring.ml.models import MlSettings, ModelVersion, PredictionSnapshot, ProtectedAttribute, TrainingRun
+from scoring.ml.models import MlSettings, ModelVersion, ProtectedAttribute, TrainingRun
 from scoring.ml.services import cold_start_message, outcome_counts
+from scoring.models import ScoreSnapshot
 
 MIN_FOR_AUC = 10  # outcomes of each class before live ROC-AUC is shown
 CHART_W, CHART_H, PAD = 320, 320, 36
@@ -57,13 +58,15 @@ def accuracy_report() -> AccuracyReport:
     if promoted is None and (won < settings.min_outcomes_per_class or lost < settings.min_outcomes_per_class):
         report.cold_start = cold_start_message(won, lost, settings.min_outcomes_per_class)
 
-    before_close = PredictionSnapshot.objects.filter(
-        lead=OuterRef("pk"), predicted_at__lt=OuterRef("closed_at")
-    ).order_by("-predicted_at")
+    # The lead's score history holds each prediction from the moment it changed: the last one
+    # taken before closing is what the model said before anyone knew the outcome.
+    before_close = ScoreSnapshot.objects.filter(
+        lead=OuterRef("pk"), taken_at__lt=OuterRef("closed_at"), ml_probability__isnull=False
+    ).order_by("-taken_at")
     rows = list(
         Lead.objects.filter(status__in=OUTCOME_STATUSES, closed_at__isnull=False)
         .annotate(
-            p=Subquery(before_close.values("probability")[:1]),
+            p=Subquery(before_close.values("ml_probability")[:1]),
             g=Subquery(before_close.values("grade")[:1]),
             r=Subquery(before_close.values("rule_score")[:1]),
         )

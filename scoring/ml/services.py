@@ -19,7 +19,6 @@ import pandas as pd
 from django.db import connection, transaction
 from django.utils import timezone
 
-from leadcrm.models import CLOSED_STATUSES
 from leadcrm.queueing import enqueue_now, enqueue_on_commit
 from scoring.ml import pipeline
 from scoring.ml.features import (
@@ -35,7 +34,6 @@ from scoring.ml.features import (
 from scoring.ml.models import (
     MlSettings,
     ModelVersion,
-    PredictionSnapshot,
     ProtectedAttribute,
     RunState,
     TrainingRun,
@@ -81,12 +79,13 @@ def load_promoted() -> tuple[int, pipeline.Scorer] | None:
         return version_id, _cache["scorer"]  # type: ignore[return-value]
 
 
-def predict_for_leads(lead_ids: Sequence[int], *, now: datetime, snapshot: bool = True) -> Predictions | None:
+def predict_for_leads(lead_ids: Sequence[int], *, now: datetime) -> Predictions | None:
     """Probabilities and reasons from the promoted model; None while no model is promoted (cold start).
 
-    Set-based for the whole batch: a few aggregate queries, one encode, one predict pinned to one
-    thread. Predictions for open leads are snapshotted with their time (one bulk insert) so that
-    accuracy can be judged honestly once outcomes arrive.
+    Set-based for the whole batch: one feature query (PostgreSQL), one encode, one predict pinned to
+    one thread. Nothing is written here: the caller's score write stores the probability on the
+    lead and, when it changed, in the lead's score history (ScoreSnapshot, with its time), which
+    is what live accuracy is judged on once outcomes arrive.
     """
     loaded = load_promoted()
     if loaded is None:
@@ -110,58 +109,9 @@ def predict_for_leads(lead_ids: Sequence[int], *, now: datetime, snapshot: bool 
         probability[position] = p
         for pos, text in zip(position.tolist(), reasons, strict=True):
             factors[pos] = text
-        if snapshot:
-            snapshot_predictions(batch, p, version_id=version_id, now=now)
     return Predictions(
         probability=probability, factors_json=factors, weight=weight, model_version_id=version_id
     )
-
-
-def _copy_text(value: str) -> str:
-    """A value for PostgreSQL's COPY text format (backslash, tab and line breaks escaped)."""
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def snapshot_predictions(batch: object, probability: np.ndarray, *, version_id: int, now: datetime) -> int:
-    """Store one snapshot per open lead of the batch in a single set-based insert; returns the count."""
-    open_ = ~np.isin(batch.status, [str(s) for s in CLOSED_STATUSES])  # type: ignore[attr-defined]
-    if not open_.any():
-        return 0
-    lead_ids = batch.lead_ids[open_]  # type: ignore[attr-defined]
-    p = np.round(probability[open_], 6)
-    rule_score = batch.rule_score[open_]  # type: ignore[attr-defined]
-    grade = batch.grade[open_]  # type: ignore[attr-defined]
-    if connection.vendor == "postgresql":
-        table = PredictionSnapshot._meta.db_table
-        # COPY text lines built directly; grades (a few short labels) escaped once each.
-        escaped = {g: _copy_text(g) for g in set(grade.tolist())}
-        tail = f"\t{version_id}\t{now.isoformat()}\n"
-        data = "".join(
-            f"{i}\t{q!r}\t{r!r}\t{escaped[g]}{tail}"
-            for i, q, r, g in zip(
-                lead_ids.tolist(), p.tolist(), rule_score.tolist(), grade.tolist(), strict=True
-            )
-        )
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(
-                f"COPY {table} (lead_id, probability, rule_score, grade, version_id, predicted_at) FROM STDIN"
-            ) as copy,
-        ):
-            copy.write(data)
-    else:
-        PredictionSnapshot.objects.bulk_create(
-            [
-                PredictionSnapshot(
-                    lead_id=i, version_id=version_id, predicted_at=now, probability=q, rule_score=r, grade=g
-                )
-                for i, q, r, g in zip(
-                    lead_ids.tolist(), p.tolist(), rule_score.tolist(), grade.tolist(), strict=True
-                )
-            ],
-            batch_size=1000,
-        )
-    return int(open_.sum())
 
 
 # --- Training ---------------------------------------------------------------------------------

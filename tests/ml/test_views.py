@@ -7,9 +7,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leadcrm.models import Lead
-from scoring.ml import services
-from scoring.ml.models import MlSettings, PredictionSnapshot, TrainingRun
+from scoring.ml.models import MlSettings, TrainingRun
 from scoring.ml.synthetic import make_history
+from scoring.models import ScoreSnapshot
+from scoring.services import rescore_leads
 
 pytestmark = pytest.mark.django_db
 
@@ -34,19 +35,22 @@ def test_cold_start_is_said_plainly(client, manager):
 
 def test_live_accuracy_counts_only_predictions_made_before_the_outcome(client, manager, promoted, now):
     open_ids = list(Lead.objects.open().values_list("id", flat=True))
-    result = services.predict_for_leads(open_ids, now=now)
-    for lead_id, p in zip(open_ids, result.probability, strict=True):  # what the rescore writes
-        Lead.objects.filter(pk=lead_id).update(ml_probability=float(p))
+    rescore_leads(open_ids, now=now)  # the scoring path: rule score, prediction, score history
     later = now + timezone.timedelta(days=1)
     # Half of the predicted leads close afterwards: those count. Mark them by their prediction.
-    snaps = dict(PredictionSnapshot.objects.values_list("lead_id", "probability"))
+    snaps = dict(
+        ScoreSnapshot.objects.filter(lead_id__in=open_ids, ml_probability__isnull=False).values_list(
+            "lead_id", "ml_probability"
+        )
+    )
+    assert len(snaps) == len(open_ids)
     ranked = sorted(snaps, key=snaps.get)
     lost, won = ranked[: len(ranked) // 4], ranked[-len(ranked) // 4 :]
     Lead.objects.filter(pk__in=won).update(status="won", closed_at=later)
     Lead.objects.filter(pk__in=lost).update(status="lost", closed_at=later, lost_reason="price")
     # A lead predicted only after it closed must not count.
-    PredictionSnapshot.objects.create(
-        lead_id=won[0], version=promoted, predicted_at=later + timezone.timedelta(hours=1), probability=0.0
+    ScoreSnapshot.objects.create(
+        lead_id=won[0], taken_at=later + timezone.timedelta(hours=1), rule_score=0, ml_probability=0.0
     )
     client.force_login(manager)
     response = client.get(reverse("ml:accuracy"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -17,12 +18,13 @@ from threadpoolctl import threadpool_limits
 from leadcrm.models import Interaction, Lead
 from scoring.ml import services, synthetic
 from scoring.ml.features import predict_batch
-from scoring.ml.models import ModelVersion, PredictionSnapshot
+from scoring.ml.models import ModelVersion
 
 
 def _worker_init() -> None:
     connections.close_all()
     threadpool_limits(1)
+    gc.freeze()  # as leadcrm.celery does in each worker process
 
 
 _BATCHES: list = []  # features built before forking: the model-only figure leaves SQL out
@@ -60,12 +62,12 @@ class Command(BaseCommand):
             help="worker processes, one thread each (like Celery --concurrency 2)",
         )
         parser.add_argument(
-            "--fresh", action="store_true", help="delete all leads, models and snapshots first"
+            "--fresh", action="store_true", help="delete all leads and models first"
         )
         parser.add_argument(
             "--reuse",
             action="store_true",
-            help="keep the leads a previous --fresh run inserted; delete only models and snapshots",
+            help="keep the leads a previous --fresh run inserted; delete only the models",
         )
 
     def handle(self, *args: object, **options: object) -> None:
@@ -84,12 +86,12 @@ class Command(BaseCommand):
                 self.stdout.write("Deleting old data…")
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        "TRUNCATE ml_predictionsnapshot, ml_modelversion, ml_trainingrun, "
+                        "TRUNCATE ml_modelversion, ml_trainingrun, "
                         f"{Interaction._meta.db_table}, {Lead._meta.db_table} CASCADE"
                     )
             if reuse:
                 with connection.cursor() as cursor:
-                    cursor.execute("TRUNCATE ml_predictionsnapshot, ml_modelversion, ml_trainingrun CASCADE")
+                    cursor.execute("TRUNCATE ml_modelversion, ml_trainingrun CASCADE")
             started = time.perf_counter()
             if not reuse:
                 self.stdout.write(f"Inserting {n_train:,} closed leads with their history…")
@@ -114,7 +116,6 @@ class Command(BaseCommand):
 
             ids = np.array(list(Lead.objects.order_by("id").values_list("id", flat=True)[:n_predict]))
             self.stdout.write(f"Predicting {len(ids):,} leads in chunks of {chunk:,}…")
-            snapshots_before = PredictionSnapshot.objects.count()
             workers = max(1, int(options["workers"]))
             chunks = [ids[start : start + chunk].tolist() for start in range(0, len(ids), chunk)]
             services.load_promoted()  # unpickled once here; forked workers share it
@@ -128,7 +129,6 @@ class Command(BaseCommand):
             scored = sum(n for n, _ in done)
             predict_cpu = sum(cpu for _, cpu in done)
             predict_s = time.perf_counter() - started
-            snapshots = PredictionSnapshot.objects.count() - snapshots_before
 
             # The model alone (features already built: encode, probability, reasons), one thread in
             # each of the same worker processes, to show where the time goes.
@@ -153,7 +153,6 @@ class Command(BaseCommand):
             "time_split_roc_auc": version.metrics.get("time_split", {}).get("roc_auc"),
             "predict_leads": int(len(ids)),
             "predicted": scored,
-            "snapshots_written": snapshots,
             "predict_seconds": round(predict_s, 1),
             "predict_rows_per_s": round(len(ids) / predict_s),
             # Python-side CPU seconds of the workers (the database's own CPU is not in it): what
