@@ -61,9 +61,7 @@ class Command(BaseCommand):
             default=2,
             help="worker processes, one thread each (like Celery --concurrency 2)",
         )
-        parser.add_argument(
-            "--fresh", action="store_true", help="delete all leads and models first"
-        )
+        parser.add_argument("--fresh", action="store_true", help="delete all leads and models first")
         parser.add_argument(
             "--reuse",
             action="store_true",
