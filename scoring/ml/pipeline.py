@@ -402,7 +402,26 @@ class BoostedModel:
         return self
 
     def decision(self, X: np.ndarray) -> np.ndarray:
-        return self.model.decision_function(X)
+        try:
+            return self._decision_binned(X)
+        except (AttributeError, TypeError):  # a scikit-learn without these internals: the public path
+            return self.model.decision_function(X)
+
+    def _decision_binned(self, X: np.ndarray) -> np.ndarray:
+        """`decision_function`, but the trees walk the 1-byte bins instead of the raw floats.
+
+        The same numbers: a numeric split `x <= threshold` is `bin <= threshold bin` by how the
+        bins are made, missing values go the same way, and categories the trees never saw are
+        already missing once the model's own encoder has run. About a third less time, and the
+        trees are most of the scoring path's model time. scikit-learn is pinned; a test compares
+        both paths on unseen categories and missing values.
+        """
+        m = self.model
+        binned = m._bin_mapper.transform(m._preprocess_X(X, reset=False))
+        raw = np.zeros((len(X), 1), dtype=m._baseline_prediction.dtype, order="F")
+        raw += m._baseline_prediction
+        m._predict_iterations(binned, m._predictors, raw, True, 1)
+        return raw[:, 0]
 
     def prepare_explanations(self, X: np.ndarray, *, sample: int = 400, seed: int = 0) -> float:
         """Precompute one partial-dependence curve per column; returns the approximation's fidelity.

@@ -105,3 +105,19 @@ def test_one_class_only_is_refused():
     frame, y = frame_with_signal(n=50)
     with pytest.raises(PipelineError, match="only one class"):
         select_and_fit(frame, np.ones(len(y)), folds=3)
+
+
+def test_boosted_trees_on_bins_give_exactly_the_public_prediction():
+    frame, y = frame_with_signal(n=1500)
+    scorer = select_and_fit(frame, y, folds=3, candidates=("hist_gradient_boosting",))
+    model = scorer.model
+    X = scorer.schema.encode(frame)
+    odd = X[:40].copy()
+    source = scorer.schema.names.index("Source")
+    minutes = scorer.schema.names.index("Minutes")
+    odd[:10, source] = scorer.schema.columns[source].levels.index("(other)")  # never seen in training
+    odd[10:20, minutes] = np.nan
+    odd[20:30, minutes] = [-1e9, 1e9, np.inf, -np.inf, 0, 1e-300, 5, 5.0000001, 10, 100]
+    odd[30:40, :] = np.nan
+    for rows in (X, odd):
+        np.testing.assert_array_equal(model.decision(rows), model.model.decision_function(rows))
