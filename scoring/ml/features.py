@@ -147,7 +147,9 @@ class JsonNumber(Func):
 
 def _choice_labels(values: pd.Series, labels: dict[str, str]) -> pd.Series:
     """Stored choice codes as the words a salesperson knows; unknown codes stay as they are."""
-    return values.map(lambda v: labels.get(v, v) if isinstance(v, str) else v)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # word the few distinct codes once
+    words = np.array([labels.get(u, u) for u in uniques.tolist()] + [None], dtype=object)
+    return pd.Series(words[codes], index=values.index)  # code -1 (missing) picks None
 
 
 @dataclass
