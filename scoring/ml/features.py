@@ -375,7 +375,7 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
         if name in LEAD_CATEGORIES:
             lead_cols.append((name, f"l.{Lead._meta.get_field(name).column}"))
         elif name == "employee_count":
-            lead_cols.append((name, "l.employee_count::float8"))
+            lead_cols.append((name, "l.employee_count"))
         elif name == "lead_age_days":
             lead_cols.append((name, "greatest((%(now_s)s - date_part('epoch', l.created_at)) / 86400.0, 0)"))
         elif name == "email_kind":
@@ -413,15 +413,15 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
                     name,
                     col,
                     f"count(*) FILTER (WHERE i.kind = {int(kind)} AND i.occurred_at >= %({col}_since)s)",
-                    f"coalesce(a.{col}, 0)::float8",
+                    f"coalesce(a.{col}, 0)",  # whole numbers: int8 is cheaper to write and parse
                 )
             )
         elif name == "touches_total":
-            agg_cols.append((name, col, "count(*)", f"coalesce(a.{col}, 0)::float8"))
+            agg_cols.append((name, col, "count(*)", f"coalesce(a.{col}, 0)"))
         elif name == "days_since_last_touch":
-            agg_cols.append((name, col, "max(i.occurred_at)", f"%(day0)s - {day_of(f'a.{col}')}"))
+            agg_cols.append((name, col, "max(i.occurred_at)", f"(%(day0)s - {day_of(f'a.{col}')})::int"))
         elif name == "days_since_first_touch":
-            agg_cols.append((name, col, "min(i.occurred_at)", f"%(day0)s - {day_of(f'a.{col}')}"))
+            agg_cols.append((name, col, "min(i.occurred_at)", f"(%(day0)s - {day_of(f'a.{col}')})::int"))
         elif name == "engagement_decayed":
             agg_cols.append(
                 (
@@ -457,7 +457,7 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
         " AND (l.id + 0) = ANY(%(ids)s::bigint[])" if compact else " AND l.id = ANY(%(ids)s::bigint[])"
     )
     inter_where = "i.lead_id BETWEEN %(lo)s AND %(hi)s" if compact else "i.lead_id = ANY(%(ids)s::bigint[])"
-    outer = ["l.id::float8", "l.status", "coalesce(l.rule_score, 0)::float8", "coalesce(l.grade, '')"]
+    outer = ["l.id", "l.status", "coalesce(l.rule_score, 0)::float8", "coalesce(l.grade, '')"]
     outer += [sql for _, sql in lead_cols]
     outer += [sql for _, _, _, sql in agg_cols]
     join = ""
@@ -474,7 +474,7 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
             data = b"".join(copy)
     columns = ["id", "status", "rule_score", "grade", *[n for n, _ in lead_cols], *[n for n, *_ in agg_cols]]
     kinds_of = {n: (float if n in numeric else object) for n in columns}
-    kinds_of.update(id=float, status=object, rule_score=float, grade=object)
+    kinds_of.update(id=np.int64, status=object, rule_score=float, grade=object)
     rows = pd.read_csv(
         io.BytesIO(data), names=columns, header=None, dtype=kinds_of, keep_default_na=False, na_values=[""]
     )

@@ -570,21 +570,25 @@ class Scorer:
         resort = np.argsort(-np.abs(picked), axis=1)
         order = np.take_along_axis(order, resort, axis=1)
         picked = np.round(np.take_along_axis(picked, resort, axis=1), 3)
-        # Reasons are worded once per (column, value, direction) seen in the batch, not per lead.
+        # Reasons are worded once per (column, value, direction) seen in the batch, not per lead:
+        # one sort of all picked cells, then a new reason wherever the triple changes.
         specs = self.schema.columns
-        pairs: list[tuple[str, str]] = []
-        pair_ids = np.empty(order.shape, dtype=np.int64)
-        for j in np.unique(order).tolist():
-            where = order == j
-            values = X[np.nonzero(where)[0], j]
-            uniques, inverse = np.unique(values, return_inverse=True)
-            # One code per (value, direction) actually seen.
-            used, code = np.unique(2 * inverse.ravel() + (picked[where] > 0), return_inverse=True)
-            pair_ids[where] = len(pairs) + code.ravel()
-            name = specs[j].name
-            for u in used.tolist():
-                words = specs[j].value_label(float(uniques[u // 2]))
-                pairs.append((name, f"{words}: raises" if u % 2 else f"{words}: lowers"))
+        columns = order.ravel()
+        values = X[np.repeat(np.arange(len(X)), k), columns]
+        raises = picked.ravel() > 0
+        perm = np.lexsort((raises, values, columns))
+        c, v, up = columns[perm], values[perm], raises[perm]
+        new = np.ones(len(perm), dtype=bool)
+        same_value = (v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1]))
+        new[1:] = (c[1:] != c[:-1]) | ~same_value | (up[1:] != up[:-1])
+        pair_ids = np.empty(len(perm), dtype=np.int64)
+        pair_ids[perm] = np.cumsum(new) - 1
+        starts = np.flatnonzero(new)
+        pairs = [
+            (specs[j].name, f"{specs[j].value_label(x)}: {'raises' if r else 'lowers'}")
+            for j, x, r in zip(c[starts].tolist(), v[starts].tolist(), up[starts].tolist(), strict=True)
+        ]
+        pair_ids = pair_ids.reshape(order.shape)
         return pairs, pair_ids, picked, np.abs(picked) >= min_effect
 
     def factors(self, X: np.ndarray, effects: np.ndarray, *, top: int = 4, min_effect: float = 0.05) -> list:

@@ -102,6 +102,10 @@ def predict_for_leads(lead_ids: Sequence[int], *, now: datetime) -> Predictions 
         else:
             custom_keys = [name.removeprefix("custom.") for name in names if name.startswith("custom.")]
             batch = build_batch(leads_by_id(ids.tolist()), now=now, custom_keys=custom_keys)
+        if not len(batch.lead_ids):  # none of these leads exists (deleted meanwhile): nothing to predict
+            return Predictions(
+                probability=probability, factors_json=factors, weight=weight, model_version_id=version_id
+            )
         X = scorer.schema.encode(batch.frame)
         p, effects = scorer.explain(X)
         reasons = scorer.factors_json(X, effects)

@@ -105,6 +105,9 @@ def test_predictions_are_in_the_order_asked_and_explained(promoted, now):
         assert (reasons[0]["effect"] > 0) == reasons[0]["label"].endswith("raises")
     # Predicting writes nothing: the score write stores it (see the rescore test below).
     assert not ScoreSnapshot.objects.filter(ml_probability__isnull=False).exists()
+    gone = services.predict_for_leads([10**9], now=now)  # a lead deleted meanwhile
+    assert np.isnan(gone.probability).all()
+    assert gone.factors == [[]]
     one = services.predict_for_leads([open_ids[3]], now=now)
     assert one.probability[0] == pytest.approx(result.probability[3])
 
