@@ -399,7 +399,23 @@ class BoostedModel:
             X = X.copy()
             X[:, empty] = 0.0
         self.model.fit(X, y)
+        self._keep_best_iterations()
         return self
+
+    def _keep_best_iterations(self) -> None:
+        """Drop the trees fitted after the best validation score (early stopping keeps them).
+
+        Early stopping ends `n_iter_no_change` rounds after the best round; those last rounds did
+        not help on held-out data and cost prediction time in every scoring batch (about a
+        quarter of the trees). The usual "best iteration" of gradient boosting libraries.
+        """
+        scores = getattr(self.model, "validation_score_", None)
+        predictors = getattr(self.model, "_predictors", None)
+        if scores is None or predictors is None or len(scores) < 2:
+            return
+        best = int(np.argmax(scores))  # scores[i]: after i rounds (scores[0]: before any tree)
+        if 1 <= best < len(predictors):
+            self.model._predictors = predictors[:best]
 
     def decision(self, X: np.ndarray) -> np.ndarray:
         try:

@@ -121,3 +121,12 @@ def test_boosted_trees_on_bins_give_exactly_the_public_prediction():
     odd[30:40, :] = np.nan
     for rows in (X, odd):
         np.testing.assert_array_equal(model.decision(rows), model.model.decision_function(rows))
+
+
+def test_boosting_keeps_the_trees_up_to_its_best_validation_score():
+    frame, y = frame_with_signal(n=3000)
+    scorer = select_and_fit(frame, y, folds=3, candidates=("hist_gradient_boosting",))
+    model = scorer.model.model
+    best = int(np.argmax(model.validation_score_))
+    assert model.n_iter_ == best
+    assert len(model.validation_score_) > best + 1  # early stopping had fitted more rounds
