@@ -9,15 +9,15 @@ features; the rule-score parts of a closed lead come from its last score snapsho
 from __future__ import annotations
 
 import io
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -223,7 +223,10 @@ def fetch_frame(qs: QuerySet, names: Sequence[str]) -> pd.DataFrame:
     """Rows of a values_list query as a DataFrame; PostgreSQL streams them with COPY (fast)."""
     # One plain cursor fetch: psycopg's C row loader beats both the ORM's model machinery and
     # COPY's per-row messages for the tens of thousands of rows a chunk returns.
-    sql, params = qs.values_list(*names).query.sql_with_params()
+    try:
+        sql, params = qs.values_list(*names).query.sql_with_params()
+    except EmptyResultSet:  # e.g. `lead_id IN ()`: no query to run
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in names})
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -309,7 +312,7 @@ def build_batch(
     frame["employee_count"] = pd.to_numeric(rows["employee_count"], errors="coerce").to_numpy(dtype=float)
     frame["lead_age_days"] = np.maximum(cutoff - _num(rows["t_created"]) / 86400.0, 0)
     email = rows["email"].fillna("").astype(str)
-    domain = email.str.rpartition("@")[2].str.casefold()
+    domain = email.str.split("@").str[-1].str.casefold()  # after the last @ (works on no rows too)
     frame["email_kind"] = np.where(
         email == "", "none", np.where(domain.isin(FREE_MAIL), "free mail", "company")
     )
@@ -350,28 +353,19 @@ def build_batch(
 
 
 def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) -> Batch:
-    """PostgreSQL, the scoring path: features `names` of these leads as of `now` in ONE query.
+    """PostgreSQL, the scoring path: features `names` of these leads as of `now`, in two scans.
 
-    The same features as `build_batch(..., now=now)`, computed in SQL instead of numpy (a
-    per-lead aggregate of the interactions joined to the leads) and streamed as CSV into one
-    pandas parse: no per-value Python objects for the numbers. Leads not found are left out.
+    The same features as `build_batch(..., now=now)`: the lead-level ones computed in SQL, and
+    the interactions read as plain rows (no GROUP BY: an index range scan is the cheapest thing
+    PostgreSQL can do, and it shares the machine's cores) for the same numpy code training uses.
+    Both come back as one CSV text each, parsed by pandas: no per-value Python objects. Leads not found are
+    left out.
     """
     ids = sorted({int(i) for i in ids})
-    labels, _, numeric = feature_labels()
-    params: dict[str, object] = {}
+    _, _, numeric = feature_labels()
+    params: dict[str, object] = {"now": now, "now_s": now.timestamp()}
     lead_cols: list[tuple[str, str]] = []  # (name, SQL) from the lead row
-    agg_cols: list[tuple[str, str, str, str]] = []  # (name, alias, aggregate in the subquery, outer SQL)
-    now_s = now.timestamp()
-    day0 = math.floor(now_s / 86400.0)
-    params["now"], params["now_s"], params["day0"] = now, now_s, float(day0)
-    kinds = {f"{k.slug}_{w}d": (k.value, w) for k in InteractionKind for w in WINDOWS}
-
-    def day_of(column: str) -> str:  # whole days since 1970, as the numpy path counts them
-        return f"floor(date_part('epoch', {column}) / 86400.0)"
-
-    day = day_of("i.occurred_at")
     for name in dict.fromkeys(names):
-        col = f"f{len(lead_cols) + len(agg_cols)}"  # the subquery's alias and parameter prefix
         if name in LEAD_CATEGORIES:
             lead_cols.append((name, f"l.{Lead._meta.get_field(name).column}"))
         elif name == "employee_count":
@@ -403,50 +397,11 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
         elif name == "rule_engagement_score":
             lead_cols.append((name, "l.engagement_score::float8"))
         elif name.startswith("custom."):
-            params[col] = name.removeprefix("custom.")
-            lead_cols.append((name, f"l.custom ->> %({col})s"))
-        elif name in kinds:
-            kind, window = kinds[name]
-            params[f"{col}_since"] = datetime.fromtimestamp((day0 - window + 1) * 86400.0, tz=UTC)
-            agg_cols.append(
-                (
-                    name,
-                    col,
-                    f"count(*) FILTER (WHERE i.kind = {int(kind)} AND i.occurred_at >= %({col}_since)s)",
-                    f"coalesce(a.{col}, 0)",  # whole numbers: int8 is cheaper to write and parse
-                )
-            )
-        elif name == "touches_total":
-            agg_cols.append((name, col, "count(*)", f"coalesce(a.{col}, 0)"))
-        elif name == "days_since_last_touch":
-            agg_cols.append((name, col, "max(i.occurred_at)", f"(%(day0)s - {day_of(f'a.{col}')})::int"))
-        elif name == "days_since_first_touch":
-            agg_cols.append((name, col, "min(i.occurred_at)", f"(%(day0)s - {day_of(f'a.{col}')})::int"))
-        elif name == "engagement_decayed":
-            agg_cols.append(
-                (
-                    name,
-                    col,
-                    f"sum(power(2.0, ({day} - %(day0)s) / {HALF_LIFE_DAYS!r}))",
-                    f"coalesce(a.{col}, 0)",
-                )
-            )
-        elif name == "web_minutes":
-            agg_cols.append(
-                (
-                    name,
-                    col,
-                    # Page views only, as in the numpy path: a call's duration is not web time.
-                    f"sum({_json_number_sql('i.payload', 'duration_s')}) "
-                    f"FILTER (WHERE i.kind = {int(InteractionKind.PAGE_VIEW)})",
-                    f"coalesce(a.{col}, 0) / 60.0",
-                )
-            )
-        elif name == "sentiment_mean":
-            agg_cols.append((name, col, "avg(i.sentiment)", f"a.{col}"))
-        elif name == "sentiment_min":
-            agg_cols.append((name, col, "min(i.sentiment)", f"a.{col}"))
-        # Any other name is not a CRM feature: left out here, encoded as missing by the schema.
+            key = f"key{len(lead_cols)}"
+            params[key] = name.removeprefix("custom.")
+            lead_cols.append((name, f"l.custom ->> %({key})s"))
+        # Interaction features come from the rows below; any other name is not a CRM feature
+        # (left out, encoded as missing by the schema).
     lo, hi = (ids[0], ids[-1]) if ids else (0, -1)
     params["lo"], params["hi"] = lo, hi
     # A compact chunk of ids (the recompute's case) is one range scan; scattered ids (events)
@@ -456,42 +411,102 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     lead_where = "l.id BETWEEN %(lo)s AND %(hi)s" + (
         " AND (l.id + 0) = ANY(%(ids)s::bigint[])" if compact else " AND l.id = ANY(%(ids)s::bigint[])"
     )
-    inter_where = "i.lead_id BETWEEN %(lo)s AND %(hi)s" if compact else "i.lead_id = ANY(%(ids)s::bigint[])"
-    outer = ["l.id", "l.status", "coalesce(l.rule_score, 0)::float8", "coalesce(l.grade, '')"]
-    outer += [sql for _, sql in lead_cols]
-    outer += [sql for _, _, _, sql in agg_cols]
-    join = ""
-    if agg_cols:
-        inner = ", ".join(f"{sql} AS {alias}" for _, alias, sql, _ in agg_cols)
-        join = (
-            f"LEFT JOIN (SELECT i.lead_id, {inner} FROM {Interaction._meta.db_table} i "
-            f"WHERE {inter_where} AND i.occurred_at < %(now)s GROUP BY i.lead_id) a ON a.lead_id = l.id"
-        )
-    sql = f"SELECT {', '.join(outer)} FROM {Lead._meta.db_table} l {join} WHERE {lead_where}"
-    with connection.cursor() as cursor:
-        statement = cursor.cursor.mogrify(sql, params)
-        with cursor.cursor.copy(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv)") as copy:
-            data = b"".join(copy)
-    columns = ["id", "status", "rule_score", "grade", *[n for n, _ in lead_cols], *[n for n, *_ in agg_cols]]
-    kinds_of = {n: (float if n in numeric else object) for n in columns}
-    kinds_of.update(id=np.int64, status=object, rule_score=float, grade=object)
-    rows = pd.read_csv(
-        io.BytesIO(data), names=columns, header=None, dtype=kinds_of, keep_default_na=False, na_values=[""]
-    )
+    expressions: list[tuple[str, str, object]] = [
+        ("id", "l.id", np.int64),
+        ("status", "l.status", object),
+        ("rule_score", "coalesce(l.rule_score, 0)", float),
+        ("grade", "l.grade", object),
+        *[(name, sql, float if name in numeric else object) for name, sql in lead_cols],
+    ]
+    rows = _fetch_csv(expressions, f"FROM {Lead._meta.db_table} l WHERE {lead_where}", params)
+    n = len(rows)
+    lead_ids = rows["id"].to_numpy(dtype=np.int64)
+    cutoff = np.full(n, params["now_s"] / 86400.0)
     frame: dict[str, object] = {}
-    for name in columns[4:]:
+    for name, _ in lead_cols:
         values = rows[name]
         if name in CHOICE_LABELS:
             values = _choice_labels(values, CHOICE_LABELS[name])
         frame[name] = values.to_numpy(dtype=float if name in numeric else object)
-    n = len(rows)
+
+    # One row per interaction known at `now`, in the shape of training's daily groups (n = 1).
+    inter_where = "i.lead_id BETWEEN %(lo)s AND %(hi)s" if compact else "i.lead_id = ANY(%(ids)s::bigint[])"
+    events = _fetch_csv(
+        [
+            ("lead_id", "i.lead_id", np.int64),
+            ("kind", "i.kind", np.int64),
+            ("day", "floor(date_part('epoch', i.occurred_at) / 86400.0)::int", float),
+            ("sentiment", "i.sentiment", float),
+            (
+                "secs",
+                f"CASE WHEN i.kind = {int(InteractionKind.PAGE_VIEW)} "
+                f"THEN {_json_number_sql('i.payload', 'duration_s')} END",
+                float,
+            ),
+        ],
+        f"FROM {Interaction._meta.db_table} i WHERE {inter_where} AND i.occurred_at < %(now)s",
+        params,
+    )
+    sentiment = events["sentiment"].to_numpy(dtype=float)
+    has_sentiment = ~np.isnan(sentiment)
+    daily = pd.DataFrame(
+        {
+            "lead_id": events["lead_id"].to_numpy(),
+            "kind": events["kind"].to_numpy(),
+            "day": events["day"].to_numpy(),
+            "n": 1.0,
+            "s_sum": np.where(has_sentiment, sentiment, 0.0),
+            "s_n": has_sentiment.astype(float),
+            "s_min": sentiment,
+            "secs": events["secs"].to_numpy(dtype=float),
+        }
+    )
+    wanted = set(names)
+    frame.update(
+        {
+            k: v
+            for k, v in _interaction_features_from(daily, lead_ids, cutoff, wanted=wanted).items()
+            if k in wanted
+        }
+    )
     return Batch(
-        lead_ids=rows["id"].to_numpy(dtype=np.int64),
+        lead_ids=lead_ids,
         frame=pd.DataFrame(frame, index=pd.RangeIndex(n)),
         status=rows["status"].astype(str).to_numpy(),
         rule_score=rows["rule_score"].to_numpy(dtype=float),
         grade=rows["grade"].fillna("").astype(str).to_numpy(),
-        cutoff=np.full(n, now_s / 86400.0),
+        cutoff=cutoff,
+    )
+
+
+def _fetch_csv(
+    expressions: list[tuple[str, str, object]], source: str, params: dict, *, min_rows: int = 0
+) -> pd.DataFrame:
+    """PostgreSQL: rows of `SELECT <expressions> <source>` as one CSV text, parsed by pandas.
+
+    `expressions` are (column name, SQL, dtype); text columns (dtype object) are CSV-quoted in
+    SQL, NULL is an empty field. The whole result is one `string_agg` value: one message, one
+    Python string, one C parse, instead of a message and a generator step per row (COPY) or a
+    Python object per value (a cursor fetch).
+    """
+    fields = []
+    for _, sql, dtype in expressions:
+        if dtype is object:
+            fields.append(
+                f"CASE WHEN ({sql}) IS NULL THEN '' ELSE '\"' || replace(({sql}), '\"', '\"\"') || '\"' END"
+            )
+        else:
+            fields.append(f"coalesce(({sql})::text, '')")
+    sql = f"SELECT string_agg(concat_ws(',', {', '.join(fields)}), E'\\n') {source}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        text = cursor.fetchone()[0] or ""
+    columns = [name for name, _, _ in expressions]
+    dtypes = {name: dtype for name, _, dtype in expressions}
+    if not text:
+        return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
+    return pd.read_csv(
+        io.StringIO(text), names=columns, header=None, dtype=dtypes, keep_default_na=False, na_values=[""]
     )
 
 
@@ -510,20 +525,33 @@ def _interaction_features(
         secs=Sum(JsonNumber("payload", "duration_s"), filter=Q(kind=InteractionKind.PAGE_VIEW)),
     ).order_by()
     rows = fetch_frame(daily, ["lead_id", "kind", "day", "n", "s_sum", "s_n", "s_min", "secs"])
+    return _interaction_features_from(rows, ids, cutoff)
+
+
+def _interaction_features_from(
+    rows: pd.DataFrame, ids: np.ndarray, cutoff: np.ndarray, *, wanted: set[str] | None = None
+) -> dict[str, np.ndarray]:
+    """The interaction features from (lead, kind, day) groups: numpy only, shared by both paths."""
     n_leads = len(ids)
     out: dict[str, np.ndarray] = {}
     lead_pos = pd.Index(ids).get_indexer(rows["lead_id"].astype(np.int64))
     keep = lead_pos >= 0
     rows, lead_pos = rows[keep], lead_pos[keep]
     kind = rows["kind"].astype(np.int64).to_numpy()
-    count = rows["n"].astype(float).to_numpy()
+    count = pd.to_numeric(rows["n"], errors="coerce").to_numpy(dtype=float)
     age = np.floor(cutoff[lead_pos]) - _num(rows["day"])  # whole days before the cutoff
     age = np.maximum(age, 0)
-    for k in InteractionKind:
-        hit = kind == k.value
-        for window in WINDOWS:
-            sel = hit & (age < window)
-            out[f"{k.slug}_{window}d"] = np.bincount(lead_pos[sel], weights=count[sel], minlength=n_leads)
+    n_kinds = max(k.value for k in InteractionKind) + 1
+    slot = lead_pos * n_kinds + np.clip(kind, 0, n_kinds - 1)
+    for window in WINDOWS:
+        inside = age < window
+        # One bincount per window for every kind at once: (lead, kind) cells.
+        table = np.bincount(slot[inside], weights=count[inside], minlength=n_leads * n_kinds)
+        table = table.reshape(n_leads, n_kinds)
+        for k in InteractionKind:
+            name = f"{k.slug}_{window}d"
+            if wanted is None or name in wanted:
+                out[name] = table[:, k.value]
     out["touches_total"] = np.bincount(lead_pos, weights=count, minlength=n_leads)
     last = np.full(n_leads, np.inf)
     np.minimum.at(last, lead_pos, age)
