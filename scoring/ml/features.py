@@ -154,14 +154,12 @@ def _choice_labels(values: pd.Series, labels: dict[str, str]) -> pd.Series:
 
 @dataclass
 class Batch:
-    """Features of a batch of leads, in the order asked, with what the reports need beside them."""
+    """Features of a batch of leads, with what training needs beside them."""
 
     lead_ids: np.ndarray
     frame: pd.DataFrame
-    status: np.ndarray
-    rule_score: np.ndarray
-    grade: np.ndarray
     cutoff: np.ndarray  # days since 1970 each lead is described as of (closed_at when training)
+    status: np.ndarray | None = None  # the outcome, for training labels (not read when predicting)
 
 
 def feature_labels() -> tuple[dict[str, str], dict[str, str], set[str]]:
@@ -284,8 +282,6 @@ def build_batch(
     names = [
         "id",
         "status",
-        "rule_score",
-        "grade",
         "email",
         "phone",
         "employee_count",
@@ -346,8 +342,6 @@ def build_batch(
         lead_ids=ids,
         frame=pd.DataFrame(frame),
         status=rows["status"].astype(str).to_numpy(),
-        rule_score=pd.to_numeric(rows["rule_score"], errors="coerce").fillna(0).to_numpy(dtype=float),
-        grade=rows["grade"].fillna("").astype(str).to_numpy(),
         cutoff=cutoff,
     )
 
@@ -413,9 +407,6 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     )
     expressions: list[tuple[str, str, object]] = [
         ("id", "l.id", np.int64),
-        ("status", "l.status", object),
-        ("rule_score", "coalesce(l.rule_score, 0)", float),
-        ("grade", "l.grade", object),
         *[(name, sql, float if name in numeric else object) for name, sql in lead_cols],
     ]
     rows = _fetch_csv(expressions, f"FROM {Lead._meta.db_table} l WHERE {lead_where}", params)
@@ -472,9 +463,6 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     return Batch(
         lead_ids=lead_ids,
         frame=pd.DataFrame(frame, index=pd.RangeIndex(n)),
-        status=rows["status"].astype(str).to_numpy(),
-        rule_score=rows["rule_score"].to_numpy(dtype=float),
-        grade=rows["grade"].fillna("").astype(str).to_numpy(),
         cutoff=cutoff,
     )
 

@@ -111,8 +111,9 @@ def predict_for_leads(lead_ids: Sequence[int], *, now: datetime) -> Predictions 
         reasons = scorer.factors_json(X, effects)
         position = pd.Index(ids).get_indexer(batch.lead_ids)
         probability[position] = p
-        for pos, text in zip(position.tolist(), reasons, strict=True):
-            factors[pos] = text
+        texts = np.array(factors, dtype=object)
+        texts[position] = reasons
+        factors = texts.tolist()
     return Predictions(
         probability=probability, factors_json=factors, weight=weight, model_version_id=version_id
     )
