@@ -352,8 +352,8 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     The same features as `build_batch(..., now=now)`: the lead-level ones computed in SQL, and
     the interactions read as plain rows (no GROUP BY: an index range scan is the cheapest thing
     PostgreSQL can do, and it shares the machine's cores) for the same numpy code training uses.
-    Both come back as one CSV text each, parsed by pandas: no per-value Python objects. Leads not found are
-    left out.
+    Both come back as one CSV text each, parsed by pandas: no per-value Python objects. Leads
+    not found are left out.
     """
     ids = sorted({int(i) for i in ids})
     _, _, numeric = feature_labels()
@@ -402,6 +402,7 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     # are looked up one by one in the index instead of scanning everything between them.
     params["ids"] = "{" + ",".join(map(str, ids)) + "}"
     compact = hi - lo < 4 * len(ids) + 1000
+    # `l.id + 0`: the array stays a hashed filter on the range scan, not one index probe per id.
     lead_where = "l.id BETWEEN %(lo)s AND %(hi)s" + (
         " AND (l.id + 0) = ANY(%(ids)s::bigint[])" if compact else " AND l.id = ANY(%(ids)s::bigint[])"
     )
@@ -467,9 +468,7 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     )
 
 
-def _fetch_csv(
-    expressions: list[tuple[str, str, object]], source: str, params: dict, *, min_rows: int = 0
-) -> pd.DataFrame:
+def _fetch_csv(expressions: list[tuple[str, str, object]], source: str, params: dict) -> pd.DataFrame:
     """PostgreSQL: rows of `SELECT <expressions> <source>` as one CSV text, parsed by pandas.
 
     `expressions` are (column name, SQL, dtype); text columns (dtype object) are CSV-quoted in

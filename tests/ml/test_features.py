@@ -34,7 +34,13 @@ def odd_leads(now):
     events exactly on window edges, a duration written as text, a call's duration, chat tone."""
     day = timedelta(days=1)
     leads = [
-        make_lead(email=None, phone="   ", source="referral", custom={"budget": "1,200", "plan": "Pro"}),
+        make_lead(
+            email=None,
+            phone="   ",
+            source="referral",
+            industry='Food, "fine"\ndining',  # CSV's separator, quote and line break in one value
+            custom={"budget": "1,200", "plan": "Pro"},
+        ),
         make_lead(email="Someone@GMAIL.com", phone="+49 30 1234", annual_revenue_band="1m_10m"),
         make_lead(
             email="x@firm.example",
@@ -104,3 +110,4 @@ def test_window_counts_and_web_time_are_what_a_person_would_count(now):
     assert row["has_phone"] == "no"
     assert row["source"] == "Referral"
     assert row["custom.budget"] == "1,200"
+    assert row["industry"] == 'Food, "fine"\ndining'
