@@ -346,6 +346,10 @@ def build_batch(
     )
 
 
+# Text features whose values are our own words (no separator or quote to escape in CSV).
+_TEXT_KINDS: dict[str, object] = {"email_kind": str, "has_phone": str, "marketing_consent": str}
+
+
 def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) -> Batch:
     """PostgreSQL, the scoring path: features `names` of these leads as of `now`, in two scans.
 
@@ -408,7 +412,10 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     )
     expressions: list[tuple[str, str, object]] = [
         ("id", "l.id", np.int64),
-        *[(name, sql, float if name in numeric else object) for name, sql in lead_cols],
+        *[
+            (name, sql, float if name in numeric else _TEXT_KINDS.get(name, object))
+            for name, sql in lead_cols
+        ],
     ]
     rows = _fetch_csv(expressions, f"FROM {Lead._meta.db_table} l WHERE {lead_where}", params)
     n = len(rows)
@@ -471,25 +478,28 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
 def _fetch_csv(expressions: list[tuple[str, str, object]], source: str, params: dict) -> pd.DataFrame:
     """PostgreSQL: rows of `SELECT <expressions> <source>` as one CSV text, parsed by pandas.
 
-    `expressions` are (column name, SQL, dtype); text columns (dtype object) are CSV-quoted in
-    SQL, NULL is an empty field. The whole result is one `string_agg` value: one message, one
-    Python string, one C parse, instead of a message and a generator step per row (COPY) or a
-    Python object per value (a cursor fetch).
+    `expressions` are (column name, SQL, dtype); free text (dtype object) is CSV-quoted in SQL,
+    dtype str marks text known to need no quoting, NULL is an empty field. The whole result is
+    one `string_agg` value: one message, one Python string, one C parse, instead of a message
+    and a generator step per row (COPY) or a Python object per value (a cursor fetch).
     """
+    inner = ", ".join(f"{sql} AS c{i}" for i, (_, sql, _) in enumerate(expressions))
     fields = []
-    for _, sql, dtype in expressions:
+    for i, (_, _, dtype) in enumerate(expressions):
         if dtype is object:
             fields.append(
-                f"CASE WHEN ({sql}) IS NULL THEN '' ELSE '\"' || replace(({sql}), '\"', '\"\"') || '\"' END"
+                f"CASE WHEN c{i} IS NULL THEN '' ELSE '\"' || replace(c{i}, '\"', '\"\"') || '\"' END"
             )
         else:
-            fields.append(f"coalesce(({sql})::text, '')")
-    sql = f"SELECT string_agg(concat_ws(',', {', '.join(fields)}), E'\\n') {source}"
+            fields.append(f"coalesce(c{i}::text, '')")
+    # OFFSET 0 keeps the inner query a subquery, so each expression is computed once per row
+    # (pulled up, PostgreSQL would compute it again for the quoting and the NULL test).
+    sql = f"SELECT string_agg(concat_ws(',', {', '.join(fields)}), E'\\n') FROM (SELECT {inner} {source} OFFSET 0) s"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         text = cursor.fetchone()[0] or ""
     columns = [name for name, _, _ in expressions]
-    dtypes = {name: dtype for name, _, dtype in expressions}
+    dtypes = {name: (object if dtype is str else dtype) for name, _, dtype in expressions}
     if not text:
         return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
     return pd.read_csv(

@@ -643,19 +643,11 @@ class Scorer:
         numbers = np.array([repr(v) + "}" for v in values.tolist()], dtype=object)
         cells = (heads[pair_ids.ravel()] + numbers[value_codes.ravel()]).reshape(picked.shape)
         # Effects are sorted strongest first, so the kept ones are a prefix of each row.
-        # Effects are sorted strongest first, so the kept ones are a prefix of each row: rows
-        # keeping the same number of reasons are joined together, column by column.
-        kept = keep.sum(axis=1)
-        out = np.full(len(cells), "[]", dtype=object)
-        for count in np.unique(kept).tolist():
-            if count == 0:
-                continue
-            rows = kept == count
-            text = "[" + cells[rows, 0]
-            for c in range(1, count):
-                text = text + ", " + cells[rows, c]
-            out[rows] = text + "]"
-        return out.tolist()
+        # Effects are sorted strongest first, so the kept ones are a prefix of each row.
+        return [
+            "[" + ", ".join(row[:kept]) + "]"
+            for row, kept in zip(cells.tolist(), keep.sum(axis=1).tolist(), strict=True)
+        ]
 
 
 def _json_text(text: str) -> str:
