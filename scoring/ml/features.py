@@ -263,7 +263,6 @@ def build_batch(
     *,
     now: datetime | None,
     custom_keys: Sequence[str],
-    order: Sequence[int] | None = None,
 ) -> Batch:
     """Features of `leads` as of `now`, or as of each lead's closed_at when `now` is None (training)."""
     training = now is None
@@ -290,10 +289,6 @@ def build_batch(
         *annotations,
     ]
     rows = fetch_frame(leads.annotate(**annotations).order_by(), names)
-    if order is not None:  # the caller's order; ids not found are left out here and NaN upstream
-        position = pd.Series(np.arange(len(order)), index=pd.Index(order))
-        rows = rows.assign(_pos=position.reindex(rows["id"].astype(np.int64)).to_numpy())
-        rows = rows.sort_values("_pos", kind="stable").drop(columns="_pos")
     rows = rows.reset_index(drop=True)
     n = len(rows)
     ids = rows["id"].astype(np.int64).to_numpy()

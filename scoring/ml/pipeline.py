@@ -643,7 +643,6 @@ class Scorer:
         numbers = np.array([repr(v) + "}" for v in values.tolist()], dtype=object)
         cells = (heads[pair_ids.ravel()] + numbers[value_codes.ravel()]).reshape(picked.shape)
         # Effects are sorted strongest first, so the kept ones are a prefix of each row.
-        # Effects are sorted strongest first, so the kept ones are a prefix of each row.
         return [
             "[" + ", ".join(row[:kept]) + "]"
             for row, kept in zip(cells.tolist(), keep.sum(axis=1).tolist(), strict=True)

@@ -82,8 +82,8 @@ def load_promoted() -> tuple[int, pipeline.Scorer] | None:
 def predict_for_leads(lead_ids: Sequence[int], *, now: datetime) -> Predictions | None:
     """Probabilities and reasons from the promoted model; None while no model is promoted (cold start).
 
-    Set-based for the whole batch: one feature query (PostgreSQL), one encode, one predict pinned to
-    one thread. Nothing is written here: the caller's score write stores the probability on the
+    Set-based for the whole batch: two plain scans for the features (PostgreSQL), one encode, one
+    predict pinned to one thread. Nothing is written here: the caller's score write stores the probability on the
     lead and, when it changed, in the lead's score history (ScoreSnapshot, with its time), which
     is what live accuracy is judged on once outcomes arrive.
     """
@@ -102,18 +102,14 @@ def predict_for_leads(lead_ids: Sequence[int], *, now: datetime) -> Predictions 
         else:
             custom_keys = [name.removeprefix("custom.") for name in names if name.startswith("custom.")]
             batch = build_batch(leads_by_id(ids.tolist()), now=now, custom_keys=custom_keys)
-        if not len(batch.lead_ids):  # none of these leads exists (deleted meanwhile): nothing to predict
-            return Predictions(
-                probability=probability, factors_json=factors, weight=weight, model_version_id=version_id
-            )
-        X = scorer.schema.encode(batch.frame)
-        p, effects = scorer.explain(X)
-        reasons = scorer.factors_json(X, effects)
-        position = pd.Index(ids).get_indexer(batch.lead_ids)
-        probability[position] = p
-        texts = np.array(factors, dtype=object)
-        texts[position] = reasons
-        factors = texts.tolist()
+        if len(batch.lead_ids):  # none, when every lead asked about was deleted meanwhile
+            X = scorer.schema.encode(batch.frame)
+            p, effects = scorer.explain(X)
+            position = pd.Index(ids).get_indexer(batch.lead_ids)
+            probability[position] = p
+            texts = np.array(factors, dtype=object)
+            texts[position] = scorer.factors_json(X, effects)
+            factors = texts.tolist()
     return Predictions(
         probability=probability, factors_json=factors, weight=weight, model_version_id=version_id
     )
