@@ -218,7 +218,7 @@ def custom_keys_in_use(leads: QuerySet, *, sample: int = 5000) -> list[str]:
 
 
 def fetch_frame(qs: QuerySet, names: Sequence[str]) -> pd.DataFrame:
-    """Rows of a values_list query as a DataFrame; PostgreSQL streams them with COPY (fast)."""
+    """Rows of a values_list query as a DataFrame (the training path; scoring uses `_fetch_csv`)."""
     # One plain cursor fetch: psycopg's C row loader beats both the ORM's model machinery and
     # COPY's per-row messages for the tens of thousands of rows a chunk returns.
     try:
@@ -235,8 +235,12 @@ def _any_of(column: str, ids: list[int]) -> RawSQL:
     # `= ANY(array)`: one parameter, and PostgreSQL hashes the array, so a range scan of a chunk
     # of ids checks membership in O(1) per row instead of one index probe per id.
     # Sent as one array literal: psycopg adapting 20,000 ints one by one cost more than the query.
-    literal = "{" + ",".join(str(int(i)) for i in ids) + "}"
-    return RawSQL(f"{column} = ANY(%s::bigint[])", [literal], output_field=BooleanField())
+    return RawSQL(f"{column} = ANY(%s::bigint[])", [_id_array(ids)], output_field=BooleanField())
+
+
+def _id_array(ids: Sequence[int]) -> str:
+    """Ids as one PostgreSQL array literal: one parameter instead of 20,000 adapted ints."""
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
 
 
 def leads_by_id(ids: Sequence[int]) -> QuerySet:
@@ -399,7 +403,7 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     params["lo"], params["hi"] = lo, hi
     # A compact chunk of ids (the recompute's case) is one range scan; scattered ids (events)
     # are looked up one by one in the index instead of scanning everything between them.
-    params["ids"] = "{" + ",".join(map(str, ids)) + "}"
+    params["ids"] = _id_array(ids)
     compact = hi - lo < 4 * len(ids) + 1000
     # `l.id + 0`: the array stays a hashed filter on the range scan, not one index probe per id.
     lead_where = "l.id BETWEEN %(lo)s AND %(hi)s" + (
