@@ -345,6 +345,8 @@ def build_batch(
     )
 
 
+# `_fetch_csv` field kind: a jsonb value, read as a float when it is a JSON number, else missing.
+JSON_NUMBER = "json number"
 # Text features whose values are our own words (no separator or quote to escape in CSV).
 _TEXT_KINDS: dict[str, object] = {"email_kind": str, "has_phone": str, "marketing_consent": str}
 
@@ -435,11 +437,12 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
             ("kind", "i.kind", np.int64),
             ("day", "floor(date_part('epoch', i.occurred_at) / 86400.0)::int", float),
             ("sentiment", "i.sentiment", float),
+            # The JSON value is found once per row; a number is sent as its own text (no float
+            # round trip in SQL), anything else as missing. Page views only: not a call's duration.
             (
                 "secs",
-                f"CASE WHEN i.kind = {int(InteractionKind.PAGE_VIEW)} "
-                f"THEN {_json_number_sql('i.payload', 'duration_s')} END",
-                float,
+                f"CASE WHEN i.kind = {int(InteractionKind.PAGE_VIEW)} THEN i.payload -> 'duration_s' END",
+                JSON_NUMBER,
             ),
         ],
         f"FROM {Interaction._meta.db_table} i WHERE {inter_where} AND i.occurred_at < %(now)s",
@@ -478,7 +481,8 @@ def _fetch_csv(expressions: list[tuple[str, str, object]], source: str, params: 
     """PostgreSQL: rows of `SELECT <expressions> <source>` as one CSV text, parsed by pandas.
 
     `expressions` are (column name, SQL, dtype); free text (dtype object) is CSV-quoted in SQL,
-    dtype str marks text known to need no quoting, NULL is an empty field. The whole result is
+    dtype str marks text known to need no quoting, `JSON_NUMBER` a jsonb value kept only when it
+    is a number (a float column), NULL is an empty field. The whole result is
     one `string_agg` value: one message, one Python string, one C parse, instead of a message
     and a generator step per row (COPY) or a Python object per value (a cursor fetch).
     """
@@ -489,6 +493,8 @@ def _fetch_csv(expressions: list[tuple[str, str, object]], source: str, params: 
             fields.append(
                 f"CASE WHEN c{i} IS NULL THEN '' ELSE '\"' || replace(c{i}, '\"', '\"\"') || '\"' END"
             )
+        elif dtype == JSON_NUMBER:  # a JSON number's text has no separator or quote
+            fields.append(f"CASE WHEN jsonb_typeof(c{i}) = 'number' THEN c{i}::text ELSE '' END")
         else:
             fields.append(f"coalesce(c{i}::text, '')")
     # OFFSET 0 keeps the inner query a subquery, so each expression is computed once per row
@@ -498,7 +504,10 @@ def _fetch_csv(expressions: list[tuple[str, str, object]], source: str, params: 
         cursor.execute(sql, params)
         text = cursor.fetchone()[0] or ""
     columns = [name for name, _, _ in expressions]
-    dtypes = {name: (object if dtype is str else dtype) for name, _, dtype in expressions}
+    dtypes = {
+        name: object if dtype is str else float if dtype == JSON_NUMBER else dtype
+        for name, _, dtype in expressions
+    }
     if not text:
         return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
     return pd.read_csv(
