@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chatbot import services
@@ -129,6 +130,7 @@ class Command(BaseCommand):
         n, m = int(options["conversations"]), int(options["messages"])
         if not (1 <= n <= 2000 and 1 <= m <= 100):
             raise CommandError("Use 1–2000 conversations and 1–100 messages each.")
+        call_command("migrate", verbosity=0)  # a new, empty bench database works as it is
         workers = int(options["workers"]) or (2 if settings.REDIS_URL else 1)
         if workers > 1 and not settings.REDIS_URL:
             raise CommandError(

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.db.models import Q
@@ -75,6 +76,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("bench_scoring generates its data with PostgreSQL SQL; set DATABASE_URL.")
+        call_command("migrate", verbosity=0)  # a new, empty bench database works as it is
         n_leads, n_events = opts["leads"], opts["interactions"]
         if n_leads < 1 or n_events < 0:
             raise CommandError("--leads must be ≥ 1 and --interactions ≥ 0.")

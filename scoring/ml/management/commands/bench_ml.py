@@ -10,6 +10,7 @@ import time
 from datetime import datetime
 
 import numpy as np
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, connections
 from django.utils import timezone
@@ -71,6 +72,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("Run the benchmark on PostgreSQL: set DATABASE_URL to a database of its own.")
+        call_command("migrate", verbosity=0)  # a new, empty bench database works as it is
         n_train, n_predict, chunk = int(options["train"]), int(options["predict"]), int(options["chunk"])
         reuse = bool(options["reuse"]) and not options["fresh"]
         if not options["fresh"] and not reuse and Lead.objects.exists():
