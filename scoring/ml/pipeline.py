@@ -641,12 +641,19 @@ class Scorer:
         # Effects are rounded to 3 decimals: few distinct values, each written once (as repr does).
         values, value_codes = np.unique(picked.ravel(), return_inverse=True)
         numbers = np.array([repr(v) + "}" for v in values.tolist()], dtype=object)
-        cells = (heads[pair_ids.ravel()] + numbers[value_codes.ravel()]).reshape(picked.shape)
-        # Effects are sorted strongest first, so the kept ones are a prefix of each row.
-        return [
-            "[" + ", ".join(row[:kept]) + "]"
-            for row, kept in zip(cells.tolist(), keep.sum(axis=1).tolist(), strict=True)
-        ]
+        # Every row as tokens ("[", head, number, ", ", …, "]\n"; "" where a row keeps fewer), then
+        # one join and one split: no per-row Python call. Effects are sorted strongest first, so
+        # the kept ones are a prefix of each row; JSON text never holds a raw line break.
+        n, k = picked.shape
+        kept = keep.sum(axis=1)[:, None]
+        slot = np.arange(k)[None, :]
+        tokens = np.full((n, 3 * k + 2), "", dtype=object)
+        tokens[:, 0] = "["
+        tokens[:, 1:-1:3] = np.where(slot < kept, heads[pair_ids], "")
+        tokens[:, 2:-1:3] = np.where(slot < kept, numbers[value_codes.reshape(n, k)], "")
+        tokens[:, 3:-1:3] = np.where(slot < kept - 1, ", ", "")
+        tokens[:, -1] = "]\n"
+        return "".join(tokens.ravel().tolist()).split("\n")[:-1]
 
 
 def _json_text(text: str) -> str:

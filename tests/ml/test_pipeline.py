@@ -101,6 +101,23 @@ def test_explanations_rank_the_driving_feature_first_and_with_the_right_sign():
         assert any(len(row) < 4 for row in everyone)  # weak effects (< 0.05) are left out
 
 
+def test_stored_reasons_are_json_text_even_for_values_with_quotes_and_line_breaks():
+    frame, y = frame_with_signal(n=1500)
+    # Values and column names as an import may bring them: quotes, a line break, a backslash,
+    # non-ASCII (category values are normalised, so their line break becomes a space).
+    frame["Source"] = frame["Source"].replace("Purchased list", 'Fair "Spring"\nHall 3\\B – Köln')
+    frame = frame.rename(columns={"Minutes": 'Minutes\n"on site"'})
+    scorer = select_and_fit(frame, y, folds=3, candidates=("logistic_regression",))
+    X = scorer.schema.encode(frame)
+    _, effects = scorer.explain(X)
+    texts = scorer.factors_json(X, effects)
+    assert texts == [json.dumps(row) for row in scorer.factors(X, effects)]
+    assert any('fair \\"spring\\" hall 3\\\\b \\u2013 k\\u00f6ln' in text for text in texts)
+    assert any('"Minutes\\n\\"on site\\""' in text for text in texts)
+    assert all("\n" not in text for text in texts)  # one line each: the break is escaped
+    assert scorer.factors_json(X[:0], effects[:0]) == []
+
+
 def test_one_class_only_is_refused():
     frame, y = frame_with_signal(n=50)
     with pytest.raises(PipelineError, match="only one class"):
