@@ -44,17 +44,26 @@ def _error_text(exc: ValidationError) -> str:
 # --- Landing page -----------------------------------------------------------------------------
 
 
+HOME_FOLLOW_UPS = 10  # the home page lists the first ten; the follow-ups page has them all
+
+
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """Landing page after login: counts, follow-ups due today, and the top of the queue."""
     top = selectors.queue_page(selectors.lead_queue(user=request.user), per_page=5)
+    due = selectors.follow_ups_for(user=request.user, days_ahead=0)
+    shown = HOME_FOLLOW_UPS
+    overdue = due["overdue"][:shown]
+    today = due["today"][: shown - len(overdue)]
     return render(
         request,
         "leadcrm/home.html",
         {
             "summary": selectors.home_summary(user=request.user),
-            "due": selectors.follow_ups_for(user=request.user, days_ahead=0),
+            "overdue": overdue,
+            "today": today,
+            "due_more": len(due["overdue"]) + len(due["today"]) - len(overdue) - len(today),
             "top": top.rows,
         },
     )

@@ -334,6 +334,18 @@ def test_home_lands_with_counts_and_the_top_of_the_queue(seller_client, salesper
     assert reverse("leadcrm:queue") in html
 
 
+def test_home_lists_the_first_ten_follow_ups_due_and_links_to_the_rest(seller_client, salesperson) -> None:  # noqa: ANN001
+    lead = make_lead(owner=salesperson)
+    now = timezone.now()
+    for i in range(12):
+        make_follow_up(lead, assigned_to=salesperson, due_at=now - timedelta(hours=12 - i), note=f"Call #{i}")
+    html = seller_client.get(reverse("home")).content.decode()
+    assert "Follow-ups overdue and due today" in html
+    assert [int(n) for n in re.findall(r"Call #(\d+)", html)] == list(range(10))  # oldest first
+    assert "2 more due — see all follow-ups" in html
+    assert reverse("leadcrm:follow_ups") in html
+
+
 def test_timeline_pages_back_with_before(seller_client, salesperson) -> None:  # noqa: ANN001
     from leadcrm.selectors import TIMELINE_LIMIT
 
