@@ -365,9 +365,9 @@ def end_of_today(now: datetime) -> datetime:
 
 
 def follow_ups_for(
-    *, user: Any, now: datetime | None = None, days_ahead: int = 7
+    *, user: Any, now: datetime | None = None, days_ahead: int = 7, limit: int = 500
 ) -> dict[str, list[FollowUp]]:
-    """The user's open follow-ups: overdue, due today, and the next week (one query)."""
+    """The user's first `limit` open follow-ups: overdue, due today, and the next week (one query)."""
     now = now or timezone.now()
     end_of_day = end_of_today(now)
     rows = list(
@@ -375,7 +375,7 @@ def follow_ups_for(
             assigned_to=user, done_at__isnull=True, due_at__lt=end_of_day + timedelta(days=days_ahead)
         )
         .select_related("lead")
-        .order_by("due_at")[:500]
+        .order_by("due_at")[:limit]
     )
     return {
         "overdue": [f for f in rows if f.due_at < now],

@@ -52,18 +52,17 @@ HOME_FOLLOW_UPS = 10  # the home page lists the first ten; the follow-ups page h
 def home(request: HttpRequest) -> HttpResponse:
     """Landing page after login: counts, follow-ups due today, and the top of the queue."""
     top = selectors.queue_page(selectors.lead_queue(user=request.user), per_page=5)
-    due = selectors.follow_ups_for(user=request.user, days_ahead=0)
-    shown = HOME_FOLLOW_UPS
-    overdue = due["overdue"][:shown]
-    today = due["today"][: shown - len(overdue)]
+    now = timezone.now()
+    due = selectors.follow_ups_for(user=request.user, now=now, days_ahead=0, limit=HOME_FOLLOW_UPS)
+    shown = len(due["overdue"]) + len(due["today"])
     return render(
         request,
         "leadcrm/home.html",
         {
             "summary": selectors.home_summary(user=request.user),
-            "overdue": overdue,
-            "today": today,
-            "due_more": len(due["overdue"]) + len(due["today"]) - len(overdue) - len(today),
+            "overdue": due["overdue"],
+            "today": due["today"],
+            "due_more": selectors.due_count(user=request.user, now=now) - shown,
             "top": top.rows,
         },
     )
