@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -175,3 +177,17 @@ def test_schema_and_docs_are_served(client) -> None:  # noqa: ANN001
     assert schema.status_code == 200
     assert b"/api/v1/leads/{id}/interactions/" in schema.content
     assert client.get("/api/v1/docs/").status_code == 200
+
+
+def test_api_docs_load_swagger_ui_from_our_own_static_files(client) -> None:  # noqa: ANN001
+    html = client.get("/api/v1/docs/").content.decode()
+    scripts = re.findall(r'<script src="([^"]+)"', html) + re.findall(r'<link[^>]+href="([^"]+\.css)"', html)
+    assert scripts, html[:500]
+    assert all(src.startswith("/static/") for src in scripts), scripts  # no CDN: works offline
+    assert all(client.get(src).status_code == 200 for src in scripts)
+
+
+def test_favicon_is_served(client) -> None:  # noqa: ANN001
+    response = client.get("/favicon.ico", follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain[-1][0].endswith("favicon.svg")
