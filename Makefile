@@ -46,10 +46,10 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 
 worker: $(VENV)/.installed  ## production shape: needs DATABASE_URL and REDIS_URL
-	$(VENV)/bin/celery -A leadcrm worker -l info --concurrency 2
+	$(VENV)/bin/celery -A config worker -l info --concurrency 2
 
 beat: $(VENV)/.installed
-	$(VENV)/bin/celery -A leadcrm beat -l info
+	$(VENV)/bin/celery -A config beat -l info
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache

@@ -14,6 +14,4 @@ urlpatterns: list[URLPattern] = [
     path("conversations/<int:conversation_id>/reply/", views.agent_reply, name="agent_reply"),
     path("conversations/<int:conversation_id>/messages/", views.agent_messages, name="agent_messages"),
     path("reports/", views.reports, name="reports"),
-    path("demo/site/", views.demo_site, name="demo_site"),
-    path("demo/site/<slug:page>/", views.demo_site, name="demo_site_page"),
 ]

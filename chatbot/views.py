@@ -1,4 +1,4 @@
-"""Staff pages of the website chat (live inbox, agent panel, reports) and the public demo site."""
+"""Staff pages of the website chat: live inbox, agent panel, reports."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from chatbot import selectors, services
-from chatbot.models import Conversation, Site
-from leadcrm.models import Lead, is_manager
-from leadcrm.permissions import can_see_lead
+from chatbot.models import Conversation
+from leadcrm.models import Lead
+from leadcrm.permissions import can_see_lead, manager_required
 
 
 def _visible_lead(request: HttpRequest, lead_id: int) -> Lead:
@@ -107,12 +107,10 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, template, {"conversations": conversations, "selected": request.GET.get("lead")})
 
 
-@login_required
+@manager_required
 @require_GET
 def reports(request: HttpRequest) -> HttpResponse:
     """Managers: ratings by site and salesperson, FAQ feedback, and questions the bot could not answer."""
-    if not is_manager(request.user):
-        raise Http404("Reports are for managers.")
     context = {
         "by_site": selectors.ratings_by_site(),
         "by_agent": selectors.ratings_by_agent(),
@@ -120,24 +118,3 @@ def reports(request: HttpRequest) -> HttpResponse:
         "unanswered": selectors.unanswered_questions(),
     }
     return render(request, "chatbot/reports.html", context)
-
-
-DEMO_PAGES = {
-    "": ("Home", "Fresh bread, cakes and coffee in the heart of Berlin."),
-    "cakes": ("Cakes", "Birthday, wedding and custom cakes, baked to order."),
-    "visit": ("Visit us", "Marktstraße 12, open every day 8:00–20:00."),
-}
-
-
-@require_GET
-def demo_site(request: HttpRequest, page: str = "") -> HttpResponse:
-    """A small business's website with the chat widget pasted in (the demo of the embed)."""
-    if page not in DEMO_PAGES:
-        raise Http404("No such demo page.")
-    site = Site.objects.filter(public_key=services.DEMO_SITE_KEY).first() or services.install_demo_site()
-    title, lede = DEMO_PAGES[page]
-    return render(
-        request,
-        "chatbot/demo_site.html",
-        {"site": site, "title": title, "lede": lede, "page": page, "pages": DEMO_PAGES},
-    )

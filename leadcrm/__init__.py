@@ -1,6 +1,1 @@
-from __future__ import annotations
-
-# Load the Celery app whenever Django starts so @shared_task binds to it.
-from leadcrm.celery import app as celery_app
-
-__all__ = ("celery_app",)
+"""LeadCRM core: leads, their interactions, segments and follow-ups."""

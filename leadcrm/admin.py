@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 
 from leadcrm import services
-from leadcrm.models import FollowUp, Interaction, Lead, Segment, SegmentKind, SegmentMembership
+from leadcrm.models import FollowUp, Interaction, Lead, LeadStatus, Segment, SegmentKind, SegmentMembership
 
 admin.site.site_header = "LeadCRM administration"
 admin.site.site_title = "LeadCRM admin"
@@ -27,6 +31,14 @@ class InteractionInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("logged_by")
+
+    # Stored interactions are corrected or deleted on their own page (through the services);
+    # here a manager only adds new ones.
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class FollowUpInline(admin.TabularInline):
@@ -173,11 +185,61 @@ class LeadAdmin(admin.ModelAdmin):
             return "No model prediction yet."
         return format_html("<ul>{}</ul>", format_html_join("", "<li>{} ({})</li>", rows))
 
-    def save_model(self, request: HttpRequest, obj: Lead, form, change: bool) -> None:  # noqa: ANN001
-        super().save_model(request, obj, form, change)
-        from scoring.services import request_rescore
+    def save_model(self, request: HttpRequest, obj: Lead, form: ModelForm, change: bool) -> None:
+        # The same stamps, timeline note and rescore as every other writer: through the services.
+        # The form already wrote its values onto `obj`; the services start from the stored row.
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+        try:
+            if change:
+                stored = Lead.objects.get(pk=obj.pk)
+                if "status" in fields and fields["status"] == LeadStatus.LOST:
+                    fields.setdefault("lost_reason", form.cleaned_data.get("lost_reason", ""))
+                lead = services.edit_lead(lead=stored, changes=fields, by=request.user)
+            else:
+                lead = services.create_lead(**{**form.cleaned_data, **fields})
+        except ValidationError as exc:
+            # Validation the form could not know (e.g. a lost lead without a reason): nothing saved.
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            raise _Refused from exc
+        obj.pk = lead.pk
+        obj.refresh_from_db()
 
-        request_rescore(obj.pk)  # a manager's edit can move fit rules
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except _Refused:
+            return HttpResponseRedirect(request.get_full_path())
+
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: Any, change: bool) -> None:
+        if formset.model is not Interaction:
+            super().save_formset(request, form, formset, change)
+            return
+        # New interactions typed into the inline are recorded like any other; stored ones are read-only.
+        for inline_form in formset.forms:
+            if inline_form.instance.pk is None and inline_form.has_changed() and inline_form.is_valid():
+                data = inline_form.cleaned_data
+                if data.get("DELETE"):
+                    continue
+                services.record_interaction(
+                    lead=form.instance,
+                    kind=int(data["kind"]),
+                    occurred_at=data.get("occurred_at"),
+                    channel=data.get("channel") or None,
+                    sentiment=data.get("sentiment"),
+                    logged_by=data.get("logged_by") or request.user,
+                )
+        formset.new_objects = formset.changed_objects = formset.deleted_objects = []
+
+    def delete_model(self, request: HttpRequest, obj: Lead) -> None:
+        services.delete_lead(lead=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Lead]) -> None:
+        for lead in queryset:
+            services.delete_lead(lead=lead)
+
+
+class _Refused(Exception):
+    """A service refused the admin's save; the admin shows its message and saves nothing."""
 
 
 @admin.register(Interaction)
@@ -191,11 +253,34 @@ class InteractionAdmin(admin.ModelAdmin):
     show_full_result_count = False
     readonly_fields = ("created_at",)
 
-    def save_model(self, request: HttpRequest, obj: Interaction, form, change: bool) -> None:  # noqa: ANN001
-        super().save_model(request, obj, form, change)
-        from scoring.services import request_rescore
+    def get_readonly_fields(self, request: HttpRequest, obj: Interaction | None = None) -> tuple[str, ...]:
+        # An interaction stays with its lead; moving it is a merge (services.move_interactions).
+        return ("lead", "logged_by", "created_at") if obj is not None else ("created_at",)
 
-        request_rescore(obj.lead_id)
+    def save_model(self, request: HttpRequest, obj: Interaction, form: ModelForm, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            fields = {name: data[name] for name in form.changed_data if name in data}
+            stored = Interaction.objects.get(pk=obj.pk)
+            saved = services.update_interaction(interaction=stored, changes=fields, by=request.user)
+        else:
+            saved = services.record_interaction(
+                lead=data["lead"],
+                kind=int(data["kind"]),
+                occurred_at=data.get("occurred_at"),
+                channel=data.get("channel") or None,
+                payload=data.get("payload") or {},
+                sentiment=data.get("sentiment"),
+                logged_by=data.get("logged_by") or request.user,
+            )
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Interaction) -> None:
+        services.delete_interactions(interactions=[obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Interaction]) -> None:
+        services.delete_interactions(interactions=queryset)
 
 
 @admin.register(Segment)

@@ -22,17 +22,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from leadcrm import services
-from leadcrm.models import (
-    KIND_SLUGS,
-    Channel,
-    Interaction,
-    InteractionKind,
-    Lead,
-    LeadSource,
-    LeadStatus,
-    is_manager,
-)
-from leadcrm.permissions import IsStaffRole, can_change_lead
+from leadcrm.models import KIND_SLUGS, Channel, Interaction, InteractionKind, Lead, LeadSource, LeadStatus
+from leadcrm.permissions import IsStaffRole, can_change_lead, is_manager
 
 User = get_user_model()
 

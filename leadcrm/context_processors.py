@@ -4,7 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from leadcrm.models import is_manager
+from leadcrm.permissions import is_manager
 
 
 def roles(request: HttpRequest) -> dict[str, Any]:

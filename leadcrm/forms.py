@@ -9,9 +9,9 @@ from django import forms
 from django.utils import timezone
 
 from leadcrm.models import KIND_SLUGS, InteractionKind, LeadSource, LeadStatus
-from leadcrm.outcomes import OUTCOME_KINDS
 from leadcrm.reports import PERIODS
 from leadcrm.selectors import SORTS
+from leadcrm.services import OUTCOME_KINDS
 
 FIT_LETTERS = "ABCD"
 ENGAGEMENT_DIGITS = "1234"

@@ -17,8 +17,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.timezone import now as utc_now
 
-MANAGER_GROUP = "Manager"
-SALESPERSON_GROUP = "Salesperson"
+from leadcrm.permissions import is_manager, is_salesperson
 
 
 class LeadSource(models.TextChoices):
@@ -75,27 +74,6 @@ class LeadQuerySet(models.QuerySet["Lead"]):
 
     def live_now(self, now=None) -> LeadQuerySet:
         return self.filter(live_until__gt=now or utc_now())
-
-
-def is_manager(user) -> bool:
-    if not user.is_authenticated:
-        return False
-    if user.is_superuser:
-        return True
-    return _group_names(user).__contains__(MANAGER_GROUP)
-
-
-def is_salesperson(user) -> bool:
-    return user.is_authenticated and SALESPERSON_GROUP in _group_names(user)
-
-
-def _group_names(user) -> frozenset[str]:
-    # Cached on the user object: role checks run several times per request.
-    cached = getattr(user, "_leadcrm_groups", None)
-    if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
-        user._leadcrm_groups = cached
-    return cached
 
 
 class Lead(models.Model):

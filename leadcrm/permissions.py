@@ -10,12 +10,21 @@ The rule (documented in the README):
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from rest_framework.permissions import BasePermission
 
-from leadcrm.models import MANAGER_GROUP, SALESPERSON_GROUP, Lead, is_manager, is_salesperson
+if TYPE_CHECKING:  # models imports this module for the role checks
+    from leadcrm.models import Lead
+
+MANAGER_GROUP = "Manager"
+SALESPERSON_GROUP = "Salesperson"
 
 MANAGER_APPS = ("leadcrm", "scoring", "ml", "chatbot", "auth", "authtoken")
 SALESPERSON_PERMS = (
@@ -29,6 +38,42 @@ SALESPERSON_PERMS = (
     "leadcrm.change_followup",
     "leadcrm.view_segment",
 )
+
+
+def is_manager(user: Any) -> bool:
+    """Managers (and superusers) see every lead, configure scoring and chat, and read reports."""
+    if not user.is_authenticated:
+        return False
+    return bool(user.is_superuser) or MANAGER_GROUP in _group_names(user)
+
+
+def is_salesperson(user: Any) -> bool:
+    return bool(user.is_authenticated) and SALESPERSON_GROUP in _group_names(user)
+
+
+def _group_names(user: Any) -> frozenset[str]:
+    # Cached on the user object: role checks run several times per request.
+    cached = getattr(user, "_leadcrm_groups", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._leadcrm_groups = cached
+    return cached
+
+
+ViewFunc = Callable[..., HttpResponse]
+
+
+def manager_required(view: ViewFunc) -> ViewFunc:
+    """Every manager page of every app: log in first (redirect), then 403 for anyone not a manager."""
+
+    @login_required
+    @wraps(view)
+    def check(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_manager(request.user):
+            raise PermissionDenied("This page is for managers.")
+        return view(request, *args, **kwargs)
+
+    return check
 
 
 def grant_role_permissions(sender: Any = None, **kwargs: Any) -> None:

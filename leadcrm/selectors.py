@@ -18,18 +18,8 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from leadcrm import talking_points as tp
-from leadcrm.models import (
-    CLOSED_STATUSES,
-    MANAGER_GROUP,
-    SALESPERSON_GROUP,
-    FollowUp,
-    Interaction,
-    InteractionKind,
-    Lead,
-    Segment,
-    is_manager,
-)
-from scoring.models import ScoreSnapshot
+from leadcrm.models import CLOSED_STATUSES, FollowUp, Interaction, InteractionKind, Lead, Segment
+from leadcrm.permissions import MANAGER_GROUP, SALESPERSON_GROUP, is_manager
 
 QUEUE_COLUMNS = (
     "id",
@@ -260,7 +250,7 @@ class LeadContext:
     timeline: list[Interaction]
     timeline_has_more: bool
     kinds: list[tuple[InteractionKind, int]]
-    snapshots: list[ScoreSnapshot]
+    snapshots: list[Any]  # the score history rows scoring keeps (lead.score_snapshots)
     sentiments: list[tuple[datetime, float, str]]
     segments: list[Segment]
     follow_ups: list[FollowUp]
@@ -290,7 +280,8 @@ def lead_context(*, user: Any, lead_id: int, now: datetime | None = None) -> Lea
         .select_related("logged_by")
         .order_by("-occurred_at", "-id")[:CONTEXT_TOUCHES]
     )
-    snapshots = list(ScoreSnapshot.objects.filter(lead=lead).order_by("-taken_at")[:TREND_POINTS])[::-1]
+    # Score history through the reverse relation: scoring owns the table, the CRM core only reads it.
+    snapshots = list(lead.score_snapshots.order_by("-taken_at")[:TREND_POINTS])[::-1]
     segments = list(
         Segment.objects.filter(memberships__lead=lead).order_by("name").only("id", "name", "kind")
     )

@@ -1,17 +1,18 @@
-"""Writes to the CRM core. Every function validates first and raises ValidationError on bad input.
+"""The one writer of leads and interactions: admin, API, pages, chat and imports all call these.
 
-The next step is called, not signalled: a change that can move a score calls
-`scoring.services.request_rescore`, which queues one rescore after the transaction commits.
+Every function validates first and raises ValidationError on bad input. The next step is called,
+not signalled: a change that can move a score calls `scoring.services.request_rescore` (the CRM
+core's one call into another app), which queues one rescore after the transaction commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Greatest
@@ -20,6 +21,7 @@ from django.utils import timezone
 from leadcrm.models import (
     CLOSED_STATUSES,
     DEFAULT_CHANNEL,
+    Channel,
     FollowUp,
     Interaction,
     InteractionKind,
@@ -29,6 +31,7 @@ from leadcrm.models import (
     SegmentKind,
     SegmentMembership,
 )
+from leadcrm.permissions import can_change_lead
 from leadcrm.segments import criteria_q
 from scoring.services import request_rescore
 
@@ -241,6 +244,32 @@ def change_status(
     return lead
 
 
+def load_history(
+    *, leads: Sequence[Lead], interactions: Sequence[Sequence[Interaction]] = ()
+) -> tuple[int, int]:
+    """Bulk-load leads with their past interactions and outcomes (seeding, a move from another CRM).
+
+    Set-based: one insert per table, no rescore per row. The caller runs one full recompute
+    afterwards (`scoring.services.recompute_all`). `interactions[i]` belongs to `leads[i]`; the
+    lifecycle stamps (status_changed_at, closed_at) are the history's own, kept as given, and a
+    closed lead without a closing time is stamped with its creation time so training counts it.
+    """
+    for lead in leads:
+        if lead.status in CLOSED_STATUSES and lead.closed_at is None:
+            lead.closed_at = lead.status_changed_at or lead.created_at
+        if lead.status != LeadStatus.NEW and lead.status_changed_at is None:
+            lead.status_changed_at = lead.closed_at or lead.created_at
+    with transaction.atomic():
+        Lead.objects.bulk_create(leads, batch_size=1000)  # ids come back on PostgreSQL and SQLite
+        rows = []
+        for lead, history in zip(leads, interactions, strict=False):
+            for interaction in history:
+                interaction.lead_id = lead.pk
+                rows.append(interaction)
+        Interaction.objects.bulk_create(rows, batch_size=5000)
+    return len(leads), len(rows)
+
+
 def claim_lead(*, lead: Lead, user: AbstractBaseUser) -> Lead:
     """Assign an unassigned lead to `user`; refuses if someone else got there first."""
     if lead.owner_id == user.pk:
@@ -257,8 +286,82 @@ def claim_lead(*, lead: Lead, user: AbstractBaseUser) -> Lead:
 def assign_lead(*, lead: Lead, owner: AbstractBaseUser | None) -> Lead:
     """Give a lead to a salesperson (or nobody); managers only, checked by the caller."""
     lead.owner = owner
-    lead.save(update_fields=["owner", "updated_at"])
+    _save_lead(lead, ["owner"])
     return lead
+
+
+def edit_lead(
+    *, lead: Lead, changes: Mapping[str, Any], by: AbstractBaseUser | None = None, now: datetime | None = None
+) -> Lead:
+    """Apply a form's or a request's changes: a new status goes through change_status (stamps,
+    timeline note), everything else through update_lead; one transaction, one rescore."""
+    fields = dict(changes)
+    status = fields.pop("status", lead.status)
+    lost_reason = str(fields.pop("lost_reason", "") or "")
+    fields = {name: value for name, value in fields.items() if getattr(lead, name, object()) != value}
+    with transaction.atomic():
+        if fields:
+            update_lead(lead=lead, now=now, **fields)
+        if status != lead.status:
+            change_status(lead=lead, status=status, by=by, lost_reason=lost_reason, now=now)
+        elif status == LeadStatus.LOST and lost_reason.strip() and lost_reason.strip() != lead.lost_reason:
+            update_lead(lead=lead, now=now, lost_reason=lost_reason.strip())
+    return lead
+
+
+def delete_lead(*, lead: Lead) -> None:
+    """Delete a lead with its interactions, follow-ups, memberships and score history."""
+    lead.delete()
+
+
+def mark_live(*, lead_id: int, until: datetime | None) -> None:
+    """The lead is in a live chat until `until` (None: the chat ended); no rescore, no stamps."""
+    Lead.objects.filter(pk=lead_id).update(live_until=until)
+
+
+def move_interactions(*, from_lead: Lead, to_lead: Lead) -> int:
+    """Move every interaction of one lead to another (the same person), and rescore both."""
+    with transaction.atomic():
+        moved = Interaction.objects.filter(lead=from_lead).update(lead=to_lead)
+        last = from_lead.last_activity_at
+        if last is not None:
+            Lead.objects.filter(pk=to_lead.pk).update(
+                last_activity_at=Greatest(Coalesce(F("last_activity_at"), last), last)
+            )
+        request_rescore(to_lead.pk)
+        request_rescore(from_lead.pk)
+    return moved
+
+
+def update_interaction(
+    *, interaction: Interaction, changes: Mapping[str, Any], by: AbstractBaseUser | None = None
+) -> Interaction:
+    """Correct a stored interaction (kind, time, channel, payload, sentiment) and rescore its lead."""
+    allowed = {"kind", "channel", "occurred_at", "payload", "sentiment"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ValidationError(dict.fromkeys(unknown, "This field of an interaction cannot be changed."))
+    for name, value in changes.items():
+        setattr(interaction, name, value)
+    if interaction.occurred_at > timezone.now() + timezone.timedelta(minutes=5):
+        raise ValidationError({"occurred_at": "An interaction cannot happen in the future."})
+    interaction.full_clean(exclude=["lead"], validate_constraints=False)
+    _check_interaction_constraints(interaction)
+    with transaction.atomic():
+        interaction.save(update_fields=sorted(changes) or None)
+        request_rescore(interaction.lead_id)
+    return interaction
+
+
+def delete_interactions(*, interactions: Iterable[Interaction]) -> int:
+    """Delete interactions and rescore every lead they belonged to."""
+    items = list(interactions)
+    lead_ids = sorted({i.lead_id for i in items})
+    with transaction.atomic():
+        deleted, _ = Interaction.objects.filter(pk__in=[i.pk for i in items]).delete()
+        for lead_id in lead_ids:
+            request_rescore(lead_id)
+    return deleted
 
 
 def add_follow_up(
@@ -334,3 +437,58 @@ def refresh_dynamic_segment(*, segment: Segment, now: datetime | None = None) ->
 def leads_matching(criteria: Mapping[str, Any]) -> Q:
     """Q for leads matching segment-style criteria (validated)."""
     return criteria_q(dict(criteria))
+
+
+# --- Outcomes: what a salesperson did with a lead ------------------------------------------
+
+# What the form offers → (interaction kind, channel). An email the salesperson sent has no kind of
+# its own (EMAIL_REPLY is the lead answering), so it is a note on the email channel.
+OUTCOME_KINDS: dict[str, tuple[str, str]] = {
+    "call": ("call", Channel.PHONE),
+    "email": ("note", Channel.EMAIL),
+    "meeting": ("meeting", Channel.IN_PERSON),
+    "note": ("note", Channel.OTHER),
+}
+
+
+def log_outcome(
+    *,
+    lead: Lead,
+    by: Any,
+    kind: str,
+    notes: str = "",
+    status: str = "",
+    lost_reason: str = "",
+    duration_min: int | None = None,
+) -> Interaction | None:
+    """Record the contact (if any notes or a contact kind) and change the status; one transaction.
+
+    Raises PermissionDenied when `by` may not change the lead, ValidationError on bad input.
+    """
+    if not can_change_lead(by, lead):
+        raise PermissionDenied(
+            "Claim this lead before logging outcomes on it."
+            if lead.owner_id is None
+            else "This lead belongs to someone else."
+        )
+    if kind not in OUTCOME_KINDS:
+        raise ValidationError({"kind": f"Unknown outcome {kind!r}. Use one of: {', '.join(OUTCOME_KINDS)}."})
+    interaction_kind, channel = OUTCOME_KINDS[kind]
+    payload: dict[str, Any] = {"text": notes.strip(), "outcome": kind}
+    if duration_min:
+        payload["duration_s"] = int(duration_min) * 60
+    with transaction.atomic():
+        interaction = None
+        if notes.strip() or kind != "note":
+            interaction = record_interaction(
+                lead=lead, kind=interaction_kind, channel=channel, payload=payload, logged_by=by
+            )
+            # record_interaction updated the row in SQL; change_status saves the whole object.
+            lead.refresh_from_db(fields=["last_activity_at", "rescore_requested_at"])
+        if status and status != lead.status:
+            change_status(lead=lead, status=status, by=by, lost_reason=lost_reason, note=notes.strip())
+        elif not interaction:
+            raise ValidationError(
+                {"notes": "Write a note or change the status — there is nothing to log yet."}
+            )
+    return interaction

@@ -1,38 +1,21 @@
-"""Root URLs: the CRM pages, the admin, the REST API with its schema, and each app's URLs."""
+"""URLs of the outreacher pages (queue, lead context, follow-ups, reports), mounted at /crm/."""
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.contrib.auth import views as auth_views
-from django.templatetags.static import static
-from django.urls import include, path
-from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.routers import DefaultRouter
+from django.urls import URLPattern, path
 
-from leadcrm import api, views
+from leadcrm import views
 
-router = DefaultRouter()
-router.register("leads", api.LeadViewSet, basename="lead")
-
-api_v1 = [
-    path("", include(router.urls)),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-v1:schema"), name="docs"),
-    path("chat/", include("chatbot.api_urls")),
-]
-
-urlpatterns = [
-    path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
-    # Browsers ask for /favicon.ico on pages without an icon link (the admin, the API docs).
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("admin/", admin.site.urls),
-    path("api/v1/", include((api_v1, "api-v1"))),
-    path("crm/", include("leadcrm.page_urls")),
-    path("scoring/", include("scoring.urls")),
-    path("ml/", include("scoring.ml.urls")),
-    path("chat/", include("chatbot.urls")),
+app_name = "leadcrm"
+urlpatterns: list[URLPattern] = [
+    path("", views.queue, name="queue"),
+    path("leads/<int:lead_id>/", views.lead_detail, name="lead"),
+    path("leads/<int:lead_id>/timeline/", views.lead_timeline, name="lead_timeline"),
+    path("leads/<int:lead_id>/claim/", views.claim, name="claim"),
+    path("leads/<int:lead_id>/outcome/", views.log_outcome_view, name="log_outcome"),
+    path("leads/<int:lead_id>/follow-ups/", views.add_follow_up, name="add_follow_up"),
+    path("follow-ups/", views.follow_ups, name="follow_ups"),
+    path("follow-ups/due/", views.due_badge, name="due_badge"),
+    path("follow-ups/<int:pk>/done/", views.complete_follow_up, name="complete_follow_up"),
+    path("reports/", views.manager_reports, name="reports"),
 ]

@@ -17,16 +17,15 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from leadcrm import charts, queue_html, reports, selectors, services
 from leadcrm.forms import FollowUpForm, OutcomeForm, QueueFilterForm, ReportForm, TimelineFilterForm
-from leadcrm.models import FollowUp, InteractionKind, is_manager
-from leadcrm.outcomes import log_outcome
-from leadcrm.permissions import can_change_lead
+from leadcrm.models import FollowUp, InteractionKind
+from leadcrm.permissions import can_change_lead, is_manager, manager_required
 
 PER_PAGE = 50
 QUEUE_CHANGED = "queue-changed"  # HX-Trigger event: the queue table re-fetches itself
@@ -171,12 +170,9 @@ def queue(request: HttpRequest) -> HttpResponse:
 # --- Lead context -----------------------------------------------------------------------------
 
 
-def live_panel_url(lead_id: int) -> str | None:
-    """The chat app's agent panel for this lead, if the chat app provides one."""
-    try:
-        return reverse("chatbot:agent_panel", kwargs={"lead_id": lead_id})
-    except NoReverseMatch:
-        return None
+def live_panel_url(lead_id: int) -> str:
+    """The chat's agent panel for this lead (by URL name: the CRM core imports no other app)."""
+    return reverse("chatbot:agent_panel", kwargs={"lead_id": lead_id})
 
 
 def _panel_context(
@@ -319,7 +315,7 @@ def log_outcome_view(request: HttpRequest, lead_id: int) -> HttpResponse:
     elif form.is_valid():
         data = form.cleaned_data
         try:
-            log_outcome(
+            services.log_outcome(
                 lead=lead,
                 by=request.user,
                 kind=data["kind"],
@@ -412,12 +408,10 @@ def due_badge(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@manager_required
 @require_GET
 def manager_reports(request: HttpRequest) -> HttpResponse:
     """Conversion by source, grade and score decile, time to convert, and the funnel (managers)."""
-    if not is_manager(request.user):
-        raise PermissionDenied("Reports are for managers.")
     form = ReportForm(request.GET or None)
     period = form.period_value() if form.is_bound else "365"
     status = 400 if form.is_bound and not form.is_valid() else 200

@@ -6,46 +6,37 @@ from celery import shared_task
 from django.db import OperationalError
 
 from leadcrm.models import Lead
+from scoring import services, store
+from scoring.models import RecomputeRun
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def rescore_lead(lead_id: int) -> None:
     """Rescore one lead. Safe to run twice, late, or after a crash."""
-    from scoring.services import rescore_leads  # services imports this module
-
     requested_at = Lead.objects.filter(pk=lead_id).values_list("rescore_requested_at", flat=True).first()
     if requested_at is None:
         return  # deleted, or already scored by another worker or the sweep
-    rescore_leads([lead_id])
+    services.rescore_leads([lead_id])
     # Clear the request only if nothing changed while we computed; otherwise go again.
-    if not Lead.objects.filter(pk=lead_id, rescore_requested_at=requested_at).update(
-        rescore_requested_at=None
-    ):
+    if not store.clear_rescore_request(lead_id, requested_at=requested_at):
         rescore_lead.delay(lead_id)
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def recompute_all_task(run_id: int) -> None:
     """Run a queued full recompute; a second delivery of the same run does nothing."""
-    from scoring.models import RecomputeRun
-    from scoring.services import claim_run, recompute_all
-
-    if not claim_run(run_id):
+    if not services.claim_run(run_id):
         return
-    recompute_all(run=RecomputeRun.objects.get(pk=run_id))
+    services.recompute_all(run=RecomputeRun.objects.get(pk=run_id))
 
 
 @shared_task(acks_late=True)
 def sweep_stale_scores() -> int:
     """Beat, every few seconds: rescore leads whose rescore task was lost (broker away)."""
-    from scoring.services import sweep_stale_scores as sweep
-
-    return sweep()
+    return services.sweep_stale_scores()
 
 
 @shared_task(acks_late=True)
 def refresh_decay() -> None:
     """Beat, nightly: recompute every lead so time decay and day windows stay current."""
-    from scoring.services import refresh_decay as refresh
-
-    refresh()
+    services.refresh_decay()

@@ -2,46 +2,37 @@
 
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from leadcrm.models import Lead, is_manager
+from leadcrm.models import Lead
+from leadcrm.permissions import manager_required
 from scoring import selectors, services
 from scoring.models import Rule
 
 
-def _manager_only(request: HttpRequest) -> None:
-    if not is_manager(request.user):
-        raise PermissionDenied("Only managers see scoring internals.")
-
-
-@staff_member_required
+@manager_required
 @require_GET
 def recompute_progress(request: HttpRequest) -> HttpResponse:
     """The progress bar of the latest full recompute (polled every second while one runs)."""
-    _manager_only(request)
     return render(request, "scoring/partials/recompute_progress.html", {"run": selectors.latest_run()})
 
 
-@staff_member_required
+@manager_required
 @require_POST
 def recompute_now(request: HttpRequest) -> HttpResponse:
     """Queue a full recompute by hand (e.g. after importing leads)."""
-    _manager_only(request)
     services.schedule_recompute(reason="Requested from the admin", by=request.user)
     if request.htmx:
         return render(request, "scoring/partials/recompute_progress.html", {"run": selectors.latest_run()})
     return redirect("admin:scoring_rule_changelist")
 
 
-@staff_member_required
+@manager_required
 @require_GET
 def rule_matches(request: HttpRequest, rule_id: int) -> HttpResponse:
     """How many leads the saved rule gives points to right now."""
-    _manager_only(request)
     rule = get_object_or_404(Rule, pk=rule_id)
     context: dict = {"rule": rule}
     try:
@@ -52,11 +43,10 @@ def rule_matches(request: HttpRequest, rule_id: int) -> HttpResponse:
     return render(request, "scoring/partials/rule_matches.html", context)
 
 
-@staff_member_required
+@manager_required
 @require_GET
 def rule_preview(request: HttpRequest, rule_id: int) -> HttpResponse:
     """The points the saved rule would give the lead chosen by id, email or name."""
-    _manager_only(request)
     rule = get_object_or_404(Rule, pk=rule_id)
     query = (request.GET.get("lead") or "").strip()
     context: dict = {"rule": rule, "query": query}

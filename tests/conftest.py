@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 
-from leadcrm.celery import app as celery_app
+from config.celery import app as celery_app
 
 # Playwright's sync API keeps an event loop in the test thread; Django's ORM in the same thread
 # is still synchronous and safe here.

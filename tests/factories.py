@@ -9,15 +9,8 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from leadcrm.models import (
-    MANAGER_GROUP,
-    SALESPERSON_GROUP,
-    FollowUp,
-    Interaction,
-    InteractionKind,
-    Lead,
-    Segment,
-)
+from leadcrm.models import FollowUp, Interaction, InteractionKind, Lead, Segment
+from leadcrm.permissions import MANAGER_GROUP, SALESPERSON_GROUP
 
 _seq = itertools.count(1)
 

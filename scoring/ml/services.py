@@ -19,7 +19,7 @@ import pandas as pd
 from django.db import connection, transaction
 from django.utils import timezone
 
-from leadcrm.queueing import enqueue_now, enqueue_on_commit
+from config.on_commit import enqueue_now, enqueue_on_commit
 from scoring.ml import pipeline
 from scoring.ml.features import (
     build_batch,
@@ -39,9 +39,11 @@ from scoring.ml.models import (
     TrainingRun,
     VersionStatus,
 )
+from scoring.runs import schedule_recompute
 
 logger = logging.getLogger(__name__)
 
+RETRAIN_TASK = "scoring.ml.tasks.retrain_model"
 HOLDOUT_SHARE = 0.2
 
 
@@ -323,14 +325,7 @@ def promote_version(version: ModelVersion, *, now: datetime | None = None, resco
 
 
 def _rescore_everyone() -> None:
-    # New probabilities for every lead: the rule-scoring app owns the full recompute.
-    from scoring import services as scoring_services
-
-    schedule = getattr(scoring_services, "schedule_recompute", None)
-    if schedule is None:
-        logger.info("Model promoted; scores pick up the new model on their next rescore")
-        return
-    schedule(reason="A new predictive model was promoted")
+    schedule_recompute(reason="A new predictive model was promoted")  # new probabilities for every lead
 
 
 def rollback(*, to: ModelVersion | None = None) -> ModelVersion | None:
@@ -352,13 +347,11 @@ def rollback(*, to: ModelVersion | None = None) -> ModelVersion | None:
 
 def request_retrain() -> TrainingRun:
     """Queue a retrain after commit, unless one is already queued or running (then return that one)."""
-    from scoring.ml.tasks import retrain_model
-
     active = TrainingRun.objects.filter(state__in=[RunState.QUEUED, RunState.RUNNING]).first()
     if active is not None:
         return active
     run = TrainingRun.objects.create()
-    enqueue_on_commit(retrain_model, run.pk)  # broker down: the run stays queued
+    enqueue_on_commit(RETRAIN_TASK, run.pk)  # broker down: the run stays queued
     return run
 
 
@@ -371,8 +364,6 @@ def sweep_training_runs(*, now: datetime | None = None) -> tuple[int, int]:
 
     Returns (re-sent, failed). Run by Celery beat every minute; the database is the source of truth.
     """
-    from scoring.ml.tasks import retrain_model
-
     now = now or timezone.now()
     lost = TrainingRun.objects.filter(state=RunState.RUNNING, started_at__lt=now - RUNNING_LOST_AFTER).update(
         state=RunState.FAILED,
@@ -383,7 +374,7 @@ def sweep_training_runs(*, now: datetime | None = None) -> tuple[int, int]:
     for run_id in TrainingRun.objects.filter(
         state=RunState.QUEUED, requested_at__lt=now - QUEUED_RESEND_AFTER
     ).values_list("pk", flat=True):
-        if not enqueue_now(retrain_model, run_id):
+        if not enqueue_now(RETRAIN_TASK, run_id):
             break  # broker still away: the next sweep tries again
         resent += 1
     return resent, lost

@@ -5,26 +5,22 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from scoring.ml import services
+
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def retrain_model(run_id: int) -> None:
     """Carry out one queued training run; a run already claimed or finished is left alone."""
-    from scoring.ml.services import run_training
-
-    run_training(run_id)
+    services.run_training(run_id)
 
 
 @shared_task
 def weekly_retrain() -> None:
     """Queue the scheduled retrain (Celery beat), unless one is already queued or running."""
-    from scoring.ml.services import request_retrain
-
-    request_retrain()
+    services.request_retrain()
 
 
 @shared_task
 def sweep_training_runs() -> None:
     """Re-send training runs the broker lost and fail runs whose worker died (Celery beat, every minute)."""
-    from scoring.ml.services import sweep_training_runs as sweep
-
-    sweep()
+    services.sweep_training_runs()

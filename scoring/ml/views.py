@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from leadcrm.models import is_manager
+from leadcrm.permissions import manager_required
 from scoring.ml import reports, services
 from scoring.ml.models import TrainingRun
+from scoring.runs import schedule_recompute
 
 
-def _require_manager(request: HttpRequest) -> None:
-    if not is_manager(request.user):
-        raise PermissionDenied("Only managers can see the model's accuracy.")
-
-
-@login_required
+@manager_required
 @require_GET
 def accuracy(request: HttpRequest) -> HttpResponse:
-    _require_manager(request)
     attributes = reports.fairness_attributes()
     chosen = request.GET.get("attribute")
     fairness = (
@@ -37,10 +30,9 @@ def accuracy(request: HttpRequest) -> HttpResponse:
     return render(request, "ml/accuracy.html", context)
 
 
-@login_required
+@manager_required
 @require_GET
 def fairness(request: HttpRequest) -> HttpResponse:
-    _require_manager(request)
     attribute = (request.GET.get("attribute") or "").strip()
     if attribute not in reports.fairness_attributes():
         return HttpResponse("Choose one of the listed attributes.", status=400)
@@ -51,10 +43,9 @@ def fairness(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@manager_required
 @require_POST
 def retrain(request: HttpRequest) -> HttpResponse:
-    _require_manager(request)
     run = services.request_retrain()
     if request.htmx:
         return render(request, "ml/partials/run.html", {"run": run})
@@ -62,17 +53,15 @@ def retrain(request: HttpRequest) -> HttpResponse:
     return redirect("ml:accuracy")
 
 
-@login_required
+@manager_required
 @require_GET
 def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_manager(request)
     return render(request, "ml/partials/run.html", {"run": get_object_or_404(TrainingRun, pk=pk)})
 
 
-@login_required
+@manager_required
 @require_POST
 def blend(request: HttpRequest) -> HttpResponse:
-    _require_manager(request)
     try:
         weight = float(request.POST.get("weight", ""))
         services.set_blend_weight(weight)
@@ -82,8 +71,5 @@ def blend(request: HttpRequest) -> HttpResponse:
     messages.success(
         request, f"Queue priority now blends {weight:.0%} model probability with the rule score."
     )
-    from scoring import services as scoring_services
-
-    if hasattr(scoring_services, "schedule_recompute"):  # new priorities for every lead
-        scoring_services.schedule_recompute(reason="Blend weight changed", by=request.user)
+    schedule_recompute(reason="Blend weight changed", by=request.user)  # new priorities for every lead
     return redirect("ml:accuracy")

@@ -11,6 +11,7 @@ import pytest
 from django.db import connections
 
 from chatbot import api, services
+from demo.site import install_demo_site
 from leadcrm.models import Lead
 from tests.browser.conftest import login
 from tests.factories import make_user
@@ -22,10 +23,10 @@ ALWAYS_OPEN = {day: [["00:00", "00:00"]] for day in ("mon", "tue", "wed", "thu",
 
 @pytest.fixture
 def asgi_server(transactional_db: None, settings) -> Iterator[str]:  # noqa: ANN001
-    """Uvicorn serving leadcrm.asgi in a thread on a free loopback port (pytest-django's is WSGI-only)."""
+    """Uvicorn serving config.asgi in a thread on a free loopback port (pytest-django's is WSGI-only)."""
     import uvicorn
 
-    from leadcrm.asgi import application
+    from config.asgi import application
 
     # Connections opened by the server's worker threads must close after each request, or the
     # test database could not be flushed/dropped at the end.
@@ -54,7 +55,7 @@ def asgi_server(transactional_db: None, settings) -> Iterator[str]:  # noqa: ANN
 
 
 def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browser, asgi_server) -> None:  # noqa: ANN001
-    site = services.install_demo_site(origins=[asgi_server])
+    site = install_demo_site(origins=[asgi_server])
     site.business_hours = ALWAYS_OPEN
     site.save()
     make_user("sam", first_name="Sam")
@@ -126,7 +127,7 @@ def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browse
 
 
 def test_widget_survives_a_reload_and_a_network_drop(browser, asgi_server) -> None:  # noqa: ANN001
-    site = services.install_demo_site(origins=[asgi_server])
+    site = install_demo_site(origins=[asgi_server])
     site.business_hours = ALWAYS_OPEN
     site.save()
     context = browser.new_context()

@@ -11,6 +11,7 @@ from django.utils import timezone
 from chatbot import services
 from chatbot.api import ChatIpThrottle, ChatVisitorThrottle
 from chatbot.models import Message
+from demo.site import install_demo_site
 from leadcrm.models import FollowUp, Interaction, InteractionKind, Lead
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,7 @@ ALWAYS_OPEN = {d: [["00:00", "00:00"]] for d in ("mon", "tue", "wed", "thu", "fr
 
 @pytest.fixture
 def site():
-    site = services.install_demo_site()
+    site = install_demo_site()
     site.business_hours = ALWAYS_OPEN
     site.save()
     return site

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from chatbot.intents import FaqMatcher
-from chatbot.services import DEMO_FAQ
+from demo.site import DEMO_FAQ
 
 
 def _matcher() -> FaqMatcher:

@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from chatbot import services
 from chatbot.routing import websocket_urlpatterns
 from chatbot.sentiment import sentiment_score
+from demo.site import DEMO_FAQ, install_demo_site
 from tests.factories import make_segment, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,17 +21,17 @@ ALWAYS_OPEN = {d: [["00:00", "00:00"]] for d in ("mon", "tue", "wed", "thu", "fr
 
 @pytest.fixture
 def site():
-    site = services.install_demo_site()
+    site = install_demo_site()
     site.business_hours = ALWAYS_OPEN
     site.save()
     return site
 
 
 def test_demo_site_install_is_idempotent() -> None:
-    first = services.install_demo_site()
-    second = services.install_demo_site()
+    first = install_demo_site()
+    second = install_demo_site()
     assert first.pk == second.pk
-    assert second.faq_entries.count() == len(services.DEMO_FAQ) >= 15
+    assert second.faq_entries.count() == len(DEMO_FAQ) >= 15
     assert {"http://127.0.0.1:8000", "http://localhost:8000"} <= set(second.allowed_origins)
 
 

@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from leadcrm.celery import app as celery_app
+from bench.synthetic import make_history
+from config.celery import app as celery_app
 from leadcrm.models import Interaction, Lead
 from leadcrm.services import record_interaction
 from scoring.ml import services as ml_services
 from scoring.ml.models import TrainingRun
-from scoring.ml.synthetic import make_history
 from tests.factories import make_lead
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from leadcrm.models import Lead
-from scoring import services
+from scoring import defaults, services
 from scoring.ml import services as ml_services
 from scoring.models import ScoreSnapshot
 from tests.factories import make_interaction, make_lead
@@ -162,7 +162,7 @@ def test_predictions_are_blended_into_priority_in_the_same_write(monkeypatch: py
             model_version_id=1,
         )
 
-    monkeypatch.setattr(ml_services, "predict_for_leads", fake_predict)
+    monkeypatch.setattr(services, "predict_for_leads", fake_predict)
     services.rescore_leads([b.pk, a.pk])
     a.refresh_from_db()
     b.refresh_from_db()
@@ -191,9 +191,9 @@ def test_recompute_all_scores_every_lead_and_keeps_newer_event_scores() -> None:
 
 
 def test_install_default_rules_is_idempotent_and_valid() -> None:
-    added = services.install_default_rules()
+    added = defaults.install_default_rules()
     assert added >= 25
-    assert services.install_default_rules() == 0
+    assert defaults.install_default_rules() == 0
     from scoring.models import GradeBand, Rule
 
     assert Rule.objects.count() == added

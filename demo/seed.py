@@ -1,0 +1,28 @@
+"""Demo set-up of the apps on top of the CRM data: scoring rules and first scores, the model, the chat site."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from demo.site import install_demo_site
+from scoring import defaults
+from scoring import services as scoring
+from scoring.ml import services as ml
+from scoring.ml.models import ModelVersion
+
+
+def seed_apps(*, now: datetime, site_origins: Sequence[str] = ()) -> Iterator[str]:
+    """Run each app's idempotent demo set-up and say what it did."""
+    added = defaults.install_default_rules()
+    yield f"Scoring: default rules and grade bands in place ({added} rules added)."
+    current = ModelVersion.objects.filter(is_promoted=True).first()
+    if current is not None:
+        yield f"Predictive model: version {current.pk} already in use (retrain from the admin)."
+    else:
+        outcome = ml.train_and_promote(now=now, rescore=False)
+        yield f"Predictive model: {outcome.message}"
+    run = scoring.recompute_all(reason="Demo data seeded", now=now)
+    yield f"Scoring: {run.done_leads} leads scored."
+    site = install_demo_site(origins=site_origins)
+    yield f"Chat: demo site “{site.name}” (key {site.public_key}) with {site.faq_entries.count()} FAQ entries."
