@@ -142,11 +142,14 @@ def test_a_lead_won_in_the_admin_is_stamped_logged_rescored_and_counts_for_the_m
     assert response.status_code == 302, response.content.decode()[:2000]
     lead.refresh_from_db()
     assert lead.status == "won"
-    assert lead.closed_at is not None and lead.status_changed_at == lead.closed_at
+    assert lead.closed_at is not None
+    assert lead.status_changed_at == lead.closed_at
     note = lead.interactions.get(kind=InteractionKind.NOTE)
-    assert note.payload["status_from"] == "working" and note.payload["status_to"] == "won"
+    assert note.payload["status_from"] == "working"
+    assert note.payload["status_to"] == "won"
     assert note.logged_by == staff_manager
-    assert lead.scored_at is not None and lead.rescore_requested_at is None  # rescored after commit
+    assert lead.scored_at is not None
+    assert lead.rescore_requested_at is None
     assert list(training_leads()) == [lead]
     report = accuracy_report()
     assert (report.outcomes, report.won) == (1, 1)
@@ -158,9 +161,11 @@ def test_a_lead_lost_in_the_admin_needs_a_reason_and_keeps_it(client, staff_mana
     url = reverse("admin:leadcrm_lead_change", args=[lead.pk])
 
     refused = client.post(url, lead_form_data(lead, status="lost"))
-    assert refused.status_code == 200 and b"Say why the lead was lost" in refused.content
+    assert refused.status_code == 200
+    assert b"Say why the lead was lost" in refused.content
     lead.refresh_from_db()
-    assert lead.status == "qualified" and lead.closed_at is None
+    assert lead.status == "qualified"
+    assert lead.closed_at is None
 
     client.post(url, lead_form_data(lead, status="lost", lost_reason="Went with a competitor"))
     lead.refresh_from_db()
@@ -182,7 +187,8 @@ def test_profile_edits_in_the_admin_rescore_and_stamp_consent(
     lead.refresh_from_db()
     assert lead.job_title == "CEO"
     assert lead.marketing_consent_at is not None  # the service's consent stamp
-    assert len(callbacks) == 1 and lead.scored_at is not None
+    assert len(callbacks) == 1
+    assert lead.scored_at is not None
     assert not lead.interactions.exists()  # no status change, no timeline note
 
 
@@ -195,7 +201,8 @@ def test_a_lead_added_in_the_admin_goes_through_create_lead(
         response = client.post(reverse("admin:leadcrm_lead_add"), data)
     assert response.status_code == 302
     lead = Lead.objects.get(email="new@example.com")
-    assert lead.closed_at is not None and lead.status_changed_at is not None
+    assert lead.closed_at is not None
+    assert lead.status_changed_at is not None
     assert lead.scored_at is not None
 
 
@@ -221,7 +228,8 @@ def test_interactions_added_in_the_admin_bump_activity_and_rescore(
     assert response.status_code == 302, response.content.decode()[:2000]
     lead.refresh_from_db()
     assert lead.interactions.count() == 1
-    assert lead.last_activity_at is not None and lead.scored_at is not None
+    assert lead.last_activity_at is not None
+    assert lead.scored_at is not None
 
 
 def test_an_interaction_deleted_in_the_admin_rescores_its_lead(
