@@ -162,7 +162,7 @@ def _copy(model: type[models.Model], frame: pd.DataFrame) -> None:
                 elif isinstance(value, np.generic):
                     record[field.attname] = value.item()
             objects.append(model(**record))
-        model.objects.bulk_create(objects, batch_size=1000)
+        model._default_manager.bulk_create(objects, batch_size=1000)
         return
     for field in fields:
         if isinstance(field, models.DateTimeField):

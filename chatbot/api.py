@@ -28,7 +28,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from chatbot import services
+from chatbot import realtime, services
 from chatbot.models import Conversation, Site
 
 # --- Throttles ------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ class PublicChatView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self.origin = request_origin(request)
         site = cached_site(str(kwargs.get("key", "")))
-        if site is None or not services.origin_allowed(site, self.origin):
+        if site is None or not site.allows_origin(self.origin):
             raise PermissionDenied("Unknown site key, or this website (Origin) is not allowed to use it.")
         self.site = site
         super().initial(request, *args, **kwargs)
@@ -261,7 +261,7 @@ OkOut = inline_serializer("ChatOk", {"ok": serializers.BooleanField()})
 
 def _messages_response(conversation: Conversation, messages: list, **extra: Any) -> Response:
     return Response(
-        {"status": conversation.status, "messages": [services.message_json(m) for m in messages], **extra}
+        {"status": conversation.status, "messages": [realtime.message_json(m) for m in messages], **extra}
     )
 
 
@@ -283,7 +283,7 @@ class ConfigView(PublicChatView):
                 "brand_color": self.site.brand_color,
                 "privacy_url": self.site.privacy_url,
                 "privacy_text": self.site.privacy_text,
-                "open_now": services.open_now(self.site, timezone.now()),
+                "open_now": self.site.is_open(timezone.now()),
                 "max_message_chars": services.MAX_MESSAGE_CHARS,
                 "proactive": services.proactive_for(self.site, lead=lead),
             }
@@ -325,7 +325,7 @@ class StartView(PublicChatView):
             visitor_id=conversation.visitor_id,
             resumed=not created,
             identity_verified=conversation.identity_verified,
-            open_now=services.open_now(self.site, now),
+            open_now=self.site.is_open(now),
         )
 
 

@@ -14,10 +14,12 @@ class ChatbotConfig(AppConfig):
         from chatbot.models import FaqEntry
 
         def refit(sender: Any, instance: FaqEntry, **kwargs: Any) -> None:
-            # This process refits at once; other processes notice within FAQ_RECHECK_SECONDS.
-            from chatbot.services import forget_faq_index
+            # This process refits at once; other processes within chatbot.faq.FAQ_RECHECK_SECONDS.
+            from chatbot.faq import forget_faq_index
 
             forget_faq_index(instance.site_id)
 
-        post_save.connect(refit, sender=FaqEntry, dispatch_uid="chatbot-faq-refit-save")
-        post_delete.connect(refit, sender=FaqEntry, dispatch_uid="chatbot-faq-refit-delete")
+        # weak=False: nothing else holds this local function; a weak receiver was garbage-collected
+        # soon after start-up, and saved entries were only noticed at the next recheck.
+        post_save.connect(refit, sender=FaqEntry, weak=False, dispatch_uid="chatbot-faq-refit-save")
+        post_delete.connect(refit, sender=FaqEntry, weak=False, dispatch_uid="chatbot-faq-refit-delete")

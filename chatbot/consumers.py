@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
-from chatbot import services
+from chatbot import realtime, services
 from chatbot.models import Conversation
 from leadcrm.models import Lead
 from leadcrm.permissions import can_see_lead
@@ -29,7 +29,7 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
 @database_sync_to_async
 def _visitor_conversation(token: str, origin: str) -> Conversation | None:
     conversation = Conversation.objects.select_related("site").filter(token=token).first()
-    if conversation is None or not services.origin_allowed(conversation.site, origin):
+    if conversation is None or not conversation.site.allows_origin(origin):
         return None
     return conversation
 
@@ -53,7 +53,7 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.conversation_id = conversation.pk
-        self.group = services.conversation_group(conversation.pk)
+        self.group = realtime.conversation_group(conversation.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
@@ -94,7 +94,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not await _may_watch(user, lead_id):
             await self.close(code=4403)
             return
-        self.group = services.lead_group(lead_id)
+        self.group = realtime.lead_group(lead_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 

@@ -3,12 +3,19 @@
 Every visitor/bot/agent message is also stored as a CHAT_MESSAGE Interaction on the lead (that is
 what moves the score); `Message` keeps the conversation's own view: order, sender, FAQ match,
 "did that help?" feedback, and the client id that makes resending after a network drop safe.
+
+A Site answers its own checks: which origins may embed the widget (`allows_origin`), whether a
+visitor identity signed by the business's server is genuine (`verify_identity`), and whether the
+team is in at a given moment (`is_open`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import zoneinfo
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,6 +24,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now as utc_now
 
+from chatbot import bot
 from leadcrm.models import Lead, Segment
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -86,6 +94,11 @@ def validate_origins(value: object) -> None:
         raise ValidationError('Allowed origins are a list like ["https://www.example.com"].')
 
 
+def normalise_origin(origin: str) -> str:
+    """`origin` as compared with a site's allowed origins: trimmed, no trailing slash, lower case."""
+    return origin.strip().rstrip("/").lower()
+
+
 def validate_timezone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
@@ -141,6 +154,28 @@ class Site(models.Model):
             and all(c in "0123456789abcdefABCDEF" for c in color[1:])
         ):
             raise ValidationError({"brand_color": "Use a hex colour like #1f5fbf."})
+
+    def allows_origin(self, origin: str | None) -> bool:
+        """True if `origin` (scheme://host[:port]) is one of the site's allowed origins."""
+        if not origin:
+            return False
+        return normalise_origin(origin) in {normalise_origin(o) for o in self.allowed_origins}
+
+    def identity_signature(self, email: str) -> str:
+        """What the business's server puts next to the visitor's email: HMAC-SHA256 hex of the email."""
+        return hmac.new(
+            self.identity_secret.encode(), email.strip().lower().encode(), hashlib.sha256
+        ).hexdigest()
+
+    def verify_identity(self, email: str, signature: str) -> bool:
+        """True if `signature` is this site's signature of `email` (compared in constant time)."""
+        if not (email and signature):
+            return False
+        return hmac.compare_digest(self.identity_signature(email), signature.strip().lower())
+
+    def is_open(self, now: datetime) -> bool:
+        """True if `now` falls within the site's business hours, in the site's time zone."""
+        return bot.is_open(self.business_hours, self.timezone, now)
 
 
 class FaqEntry(models.Model):

@@ -1,41 +1,35 @@
-"""Writes of the website chat: conversations, messages, handoff, consent, callbacks, ratings.
+"""The conversation flow of the website chat, from the first greeting to the rating.
 
-Every visitor and agent message is stored as a Message and as a CHAT_MESSAGE Interaction on the
-lead (record_interaction queues the async rescore after commit). Real-time delivery to the widget
-and to the agent panel goes through the Channels layer *after* commit, so nobody is shown a
-message that was rolled back; if the layer is down the message is still stored and the widget
-fetches it when it reconnects.
+Starting or resuming a conversation, visitor messages and the bot's turn, hand-off to a person,
+the visitor's identity and consent, callbacks, a salesperson taking over and replying, page
+views, the "live now" heartbeat, "did that help?" feedback, closing, and proactive messages.
+
+Every visitor and agent message is stored as a Message and as a chat_message Interaction on the
+lead. Leads and interactions are written through `leadcrm.services` alone (which queues the
+rescore after commit); this module writes neither itself. Every change is broadcast through
+`chatbot.realtime` after commit: if the channel layer is down the message is still stored and the
+widget fetches it when it reconnects. The bot's answers come from `chatbot.faq`; the site's checks
+(origin, signed identity, business hours) are methods of `Site`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import logging
 import re
-import threading
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from asgiref.sync import SyncToAsync, async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Count, Max
 from django.utils import timezone
 
-from chatbot import bot
-from chatbot.intents import FaqMatcher
+from chatbot import bot, realtime
+from chatbot.faq import best_faq
 from chatbot.models import (
     Conversation,
     ConversationStatus,
-    FaqEntry,
     Message,
     ProactiveMessage,
     SegmentFlow,
@@ -47,193 +41,10 @@ from leadcrm import services as crm
 from leadcrm.models import FollowUp, Lead, LeadSource, SegmentMembership
 from leadcrm.permissions import is_salesperson
 
-logger = logging.getLogger(__name__)
-
 LIVE_FOR = timedelta(minutes=2)
 MAX_MESSAGE_CHARS = 1000
 MAX_TRAIL = 20
-FAQ_RECHECK_SECONDS = 5.0
 VISITOR_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-INBOX_GROUP = "chat.inbox"
-
-
-def conversation_group(conversation_id: int) -> str:
-    return f"chat.conv.{conversation_id}"
-
-
-def lead_group(lead_id: int) -> str:
-    return f"chat.lead.{lead_id}"
-
-
-# --- Site checks ----------------------------------------------------------------------------------
-
-
-def normalise_origin(origin: str) -> str:
-    return origin.strip().rstrip("/").lower()
-
-
-def origin_allowed(site: Site, origin: str | None) -> bool:
-    """True if `origin` (scheme://host[:port]) is one of the site's allowed origins."""
-    if not origin:
-        return False
-    return normalise_origin(origin) in {normalise_origin(o) for o in site.allowed_origins}
-
-
-def identity_signature(site: Site, email: str) -> str:
-    """What the business's server puts next to the visitor's email: HMAC-SHA256 hex of the email."""
-    return hmac.new(site.identity_secret.encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
-
-
-def verify_identity(site: Site, email: str, signature: str) -> bool:
-    if not (email and signature):
-        return False
-    return hmac.compare_digest(identity_signature(site, email), signature.strip().lower())
-
-
-def open_now(site: Site, now: datetime) -> bool:
-    return bot.is_open(site.business_hours, site.timezone, now)
-
-
-# --- FAQ matcher, cached per process and FAQ version ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _FaqIndex:
-    version: tuple[Any, ...]
-    matcher: FaqMatcher
-    entries: dict[int, tuple[str, str]]  # id -> (question, answer)
-    checked_at: float = 0.0
-
-
-_faq_cache: dict[int, _FaqIndex] = {}
-_faq_lock = threading.Lock()
-
-
-def faq_index(site: Site) -> _FaqIndex:
-    """The fitted matcher for the site's active FAQ; refitted only when an entry changed."""
-    cached = _faq_cache.get(site.pk)
-    # Checking the FAQ's version costs a query; do it at most every few seconds per process.
-    if cached is not None and time.monotonic() - cached.checked_at < FAQ_RECHECK_SECONDS:
-        return cached
-    active = FaqEntry.objects.filter(site=site, active=True)
-    stats = active.aggregate(n=Count("id"), at=Max("updated_at"), top=Max("id"))
-    version = (stats["n"], stats["at"], stats["top"])
-    if cached is not None and cached.version == version:
-        _faq_cache[site.pk] = _FaqIndex(version, cached.matcher, cached.entries, time.monotonic())
-        return _faq_cache[site.pk]
-    with _faq_lock:
-        entries = list(active.only("id", "question", "variants", "answer"))
-        index = _FaqIndex(
-            version=version,
-            matcher=FaqMatcher([(e.pk, e.all_questions) for e in entries]),
-            entries={e.pk: (e.question, e.answer) for e in entries},
-            checked_at=time.monotonic(),
-        )
-        _faq_cache[site.pk] = index
-    return index
-
-
-def best_faq(site: Site, text: str) -> bot.FaqHit | None:
-    index = faq_index(site)
-    match = index.matcher.match(text)
-    if match is None:
-        return None
-    question, answer = index.entries[match.entry_id]
-    return bot.FaqHit(match.entry_id, question, answer, match.confidence)
-
-
-# --- Broadcasting -----------------------------------------------------------------------------------
-
-
-def message_json(message: Message) -> dict[str, Any]:
-    """The one shape of a message for the widget, the agent panel and the API."""
-    agent_name = ""
-    if message.sender == Sender.AGENT and message.agent_id:
-        agent_name = message.agent.first_name or message.agent.username
-    return {
-        "id": message.pk,
-        "from": message.sender,
-        "text": message.text,
-        "at": message.created_at.isoformat(),
-        "actions": message.actions,
-        "agent": agent_name,
-        "faq": message.faq_id,
-        "helpful": message.helpful,
-        "client_id": message.client_id,
-    }
-
-
-def _send(groups: Iterable[str], *events: dict[str, Any]) -> None:
-    """Deliver events to channel-layer groups, in order, without making the request wait.
-
-    Under the ASGI server the request runs in a worker thread next to a running event loop:
-    the sends are scheduled on that loop and the request returns at once (a reply must not
-    wait for Redis round trips). Elsewhere (tests, commands, Celery) they run to completion.
-    """
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    pairs = [(group, event) for event in events for group in groups]
-
-    async def deliver() -> None:
-        for group, event in pairs:
-            try:
-                await layer.group_send(group, event)
-            except Exception:
-                # Best-effort: the message is stored; clients resync when they (re)connect.
-                logger.warning("Could not deliver chat event to %s", group, exc_info=True)
-
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    if loop is not None and loop.is_running():
-        asyncio.run_coroutine_threadsafe(deliver(), loop)
-        return
-    try:
-        async_to_sync(deliver)()
-    except RuntimeError:
-        # Sync code called from a thread that owns an event loop (e.g. a Playwright test):
-        # deliver from a short-lived thread with its own loop.
-        worker = threading.Thread(target=asyncio.run, args=(deliver(),), daemon=True)
-        worker.start()
-        worker.join(timeout=5)
-
-
-def _send_on_commit(groups: Sequence[str], *events: dict[str, Any]) -> None:
-    def send_chat_events() -> None:  # a named callable: robust on_commit logs its __qualname__
-        try:
-            _send(groups, *events)
-        except Exception:
-            logger.warning("Could not deliver chat events to %s", groups, exc_info=True)
-
-    transaction.on_commit(send_chat_events, robust=True)
-
-
-def _broadcast_messages(conversation: Conversation, messages: Sequence[Message]) -> None:
-    payloads = [message_json(m) for m in messages]
-    if not payloads:
-        return
-    groups = (conversation_group(conversation.pk), lead_group(conversation.lead_id))
-    if len(payloads) == 1:
-        event = {"type": "chat.message", "message": payloads[0], "conversation": conversation.pk}
-    else:
-        # A visitor message and the bot's reply travel as one event per group: each group_send
-        # costs several Redis round trips; the consumers still send one frame per message.
-        event = {"type": "chat.messages", "messages": payloads, "conversation": conversation.pk}
-    _send_on_commit(groups, event)
-
-
-def _broadcast_status(conversation: Conversation, **extra: Any) -> None:
-    event = {
-        "type": "chat.status",
-        "conversation": conversation.pk,
-        "status": conversation.status,
-        "agent": (conversation.agent.first_name or conversation.agent.username)
-        if conversation.agent_id
-        else "",
-        **extra,
-    }
-    _send_on_commit(
-        (conversation_group(conversation.pk), lead_group(conversation.lead_id), INBOX_GROUP), event
-    )
 
 
 # --- Leads ------------------------------------------------------------------------------------------
@@ -344,7 +155,7 @@ def start_conversation(
             record_page_view(conversation=existing, url=page_url, title=page_title, now=now)
         return existing, False
 
-    verified = verify_identity(site, identity_email, identity_signature)
+    verified = site.verify_identity(identity_email, identity_signature)
     email = identity_email.strip().lower() if verified else ""
     first, last = _split_name(identity_name) if verified else ("", "")
     lead = _lead_for_visitor(
@@ -381,7 +192,7 @@ def start_conversation(
     ]
     if flow and flow.offer:
         messages.append(_bot_message(conversation, flow.offer, now))
-    if not open_now(site, now):
+    if not site.is_open(now):
         opens = bot.next_opening(site.business_hours, site.timezone, now)
         when = f" (back {bot.format_opening(opens)})" if opens else ""
         messages.append(
@@ -394,7 +205,7 @@ def start_conversation(
     pages = [*trail, {"url": page_url, "title": page_title}] if page_url else list(trail)
     _record_pages(lead, pages, now)
     _touch_live(lead.pk, now)
-    _broadcast_status(conversation, event="started")
+    realtime.broadcast_status(conversation, event="started")
     return conversation, True
 
 
@@ -482,7 +293,7 @@ def post_visitor_message(
         update_fields=["status", "closed_at", "unsure_count", "negative_count", "last_message_at"]
     )
     _touch_live(conversation.lead_id, now)
-    _broadcast_messages(conversation, out)
+    realtime.broadcast_messages(conversation, out)
     return out
 
 
@@ -534,7 +345,7 @@ def _has_contact(lead: Lead) -> bool:
 
 def _handoff(conversation: Conversation, now: datetime) -> list[Message]:
     site = conversation.site
-    is_open = open_now(site, now)
+    is_open = site.is_open(now)
     if conversation.handoff_at is None:
         conversation.handoff_at = now
         conversation.save(update_fields=["handoff_at"])
@@ -546,7 +357,7 @@ def _handoff(conversation: Conversation, now: datetime) -> list[Message]:
     if is_open and conversation.status == ConversationStatus.BOT:
         conversation.status = ConversationStatus.WAITING
         conversation.save(update_fields=["status"])
-        _broadcast_status(conversation, event="handoff")
+        realtime.broadcast_status(conversation, event="handoff")
     conversation.unsure_count = 0
     return [_bot_message(conversation, text, now, actions=actions)]
 
@@ -569,7 +380,7 @@ def request_handoff(*, conversation: Conversation, now: datetime | None = None) 
     conversation.last_message_at = now
     conversation.save(update_fields=["last_message_at", "unsure_count"])
     _touch_live(conversation.lead_id, now)
-    _broadcast_messages(conversation, out)
+    realtime.broadcast_messages(conversation, out)
     return out
 
 
@@ -626,7 +437,7 @@ def identify_visitor(
     thanks = f"Thanks{', ' + first if first else ''}! We've saved your details."
     actions: list[dict[str, Any]] = []
     site = conversation.site
-    if conversation.handoff_at and not open_now(site, now):
+    if conversation.handoff_at and not site.is_open(now):
         opens = bot.next_opening(site.business_hours, site.timezone, now)
         if opens:
             actions = [
@@ -638,7 +449,7 @@ def identify_visitor(
             ]
             thanks += " Shall we call you back when we open?"
     message = _bot_message(conversation, thanks, now, actions=actions)
-    _broadcast_messages(conversation, [message])
+    realtime.broadcast_messages(conversation, [message])
     _touch_live(lead.pk, now)
     return lead
 
@@ -684,7 +495,7 @@ def schedule_callback(
         )
     local = due_at.astimezone(bot.ZoneInfo(conversation.site.timezone))
     message = _bot_message(conversation, f"Done: we'll call you back {bot.format_opening(local)}.", now)
-    _broadcast_messages(conversation, [message])
+    realtime.broadcast_messages(conversation, [message])
     return follow_up
 
 
@@ -708,8 +519,8 @@ def take_over(
     conversation.save(update_fields=["status", "agent", "closed_at"])
     who = user.first_name or user.username
     message = _bot_message(conversation, f"{who} from our team has joined the chat.", now)
-    _broadcast_messages(conversation, [message])
-    _broadcast_status(conversation, event="taken_over")
+    realtime.broadcast_messages(conversation, [message])
+    realtime.broadcast_status(conversation, event="taken_over")
     return conversation
 
 
@@ -737,7 +548,7 @@ def post_agent_message(
         logged_by=user,
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now)
-    _broadcast_messages(conversation, [message])
+    realtime.broadcast_messages(conversation, [message])
     return message
 
 
@@ -759,14 +570,7 @@ def record_page_view(
     )
     Conversation.objects.filter(pk=conversation.pk).update(current_url=url, current_title=title)
     _touch_live(conversation.lead_id, now)
-    event = {
-        "type": "chat.page",
-        "conversation": conversation.pk,
-        "url": url,
-        "title": title,
-        "at": now.isoformat(),
-    }
-    _send_on_commit((lead_group(conversation.lead_id),), event)
+    realtime.broadcast_page_view(conversation, url=url, title=title, now=now)
 
 
 def heartbeat(*, conversation: Conversation, now: datetime | None = None) -> None:
@@ -797,7 +601,7 @@ def record_feedback(
         now,
         actions=[bot.HUMAN_ACTION],
     )
-    _broadcast_messages(conversation, [reply])
+    realtime.broadcast_messages(conversation, [reply])
     return [reply]
 
 
@@ -817,7 +621,7 @@ def close_conversation(
         conversation.rating_comment = comment.strip()[:2000]
     conversation.save(update_fields=["status", "closed_at", "rating", "rating_comment"])
     crm.mark_live(lead_id=conversation.lead_id, until=None)
-    _broadcast_status(conversation, event="closed")
+    realtime.broadcast_status(conversation, event="closed")
     return conversation
 
 
@@ -832,8 +636,3 @@ def proactive_for(site: Site, *, lead: Lead | None) -> list[dict[str, Any]]:
         for m in messages
         if m.segment_id is None or m.segment_id in segments
     ]
-
-
-def forget_faq_index(site_id: int) -> None:
-    """Drop this process's fitted matcher for a site (called when an FAQ entry changes)."""
-    _faq_cache.pop(site_id, None)

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from chatbot import selectors, services
+from chatbot import realtime, selectors, services
 from chatbot.models import Conversation
 from leadcrm.models import Lead
 from leadcrm.permissions import can_see_lead, manager_required
@@ -94,7 +94,7 @@ def agent_messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
         return JsonResponse({"error": "after must be a whole number."}, status=400)
     messages = conversation.messages.filter(id__gt=after).select_related("agent")[:200]
     return JsonResponse(
-        {"status": conversation.status, "messages": [services.message_json(m) for m in messages]}
+        {"status": conversation.status, "messages": [realtime.message_json(m) for m in messages]}
     )
 
 

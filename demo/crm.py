@@ -39,7 +39,7 @@ from leadcrm.models import (
 from leadcrm.permissions import MANAGER_GROUP, SALESPERSON_GROUP
 
 DEMO_EMAIL_DOMAIN_MARK = "demo"  # demo leads' emails are name.n@<company>.demo.example
-DEMO_PASSWORD = "demo"  # noqa: S105 — demo logins only, printed by the command
+DEMO_PASSWORD = "demo"
 SALES_USERS = ("sales1", "sales2", "sales3")
 
 FIRST_NAMES = [

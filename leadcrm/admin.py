@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 
 from leadcrm import services
+from leadcrm.http import request_user
 from leadcrm.models import FollowUp, Interaction, Lead, LeadStatus, Segment, SegmentKind, SegmentMembership
 
 admin.site.site_header = "LeadCRM administration"
@@ -194,7 +195,7 @@ class LeadAdmin(admin.ModelAdmin):
                 stored = Lead.objects.get(pk=obj.pk)
                 if "status" in fields and fields["status"] == LeadStatus.LOST:
                     fields.setdefault("lost_reason", form.cleaned_data.get("lost_reason", ""))
-                lead = services.edit_lead(lead=stored, changes=fields, by=request.user)
+                lead = services.edit_lead(lead=stored, changes=fields, by=request_user(request))
             else:
                 lead = services.create_lead(**{**form.cleaned_data, **fields})
         except ValidationError as exc:
@@ -226,7 +227,7 @@ class LeadAdmin(admin.ModelAdmin):
                     occurred_at=data.get("occurred_at"),
                     channel=data.get("channel") or None,
                     sentiment=data.get("sentiment"),
-                    logged_by=data.get("logged_by") or request.user,
+                    logged_by=data.get("logged_by") or request_user(request),
                 )
         formset.new_objects = formset.changed_objects = formset.deleted_objects = []
 
@@ -262,7 +263,7 @@ class InteractionAdmin(admin.ModelAdmin):
         if change:
             fields = {name: data[name] for name in form.changed_data if name in data}
             stored = Interaction.objects.get(pk=obj.pk)
-            saved = services.update_interaction(interaction=stored, changes=fields, by=request.user)
+            saved = services.update_interaction(interaction=stored, changes=fields, by=request_user(request))
         else:
             saved = services.record_interaction(
                 lead=data["lead"],
@@ -271,7 +272,7 @@ class InteractionAdmin(admin.ModelAdmin):
                 channel=data.get("channel") or None,
                 payload=data.get("payload") or {},
                 sentiment=data.get("sentiment"),
-                logged_by=data.get("logged_by") or request.user,
+                logged_by=data.get("logged_by") or request_user(request),
             )
         obj.pk = saved.pk
         obj.refresh_from_db()
@@ -306,12 +307,12 @@ class SegmentAdmin(admin.ModelAdmin):
             '{"industry": "Retail", "employee_count__gte": 50, "country__in": ["DE", "AT"]}',
         )
 
-    def get_inlines(self, request: HttpRequest, obj: Segment | None):  # noqa: ANN201
+    def get_inlines(self, request: HttpRequest, obj: Segment | None):
         return [MembershipInline] if obj is not None and obj.kind == SegmentKind.STATIC else []
 
-    def save_model(self, request: HttpRequest, obj: Segment, form, change: bool) -> None:  # noqa: ANN001
+    def save_model(self, request: HttpRequest, obj: Segment, form, change: bool) -> None:
         if not change:
-            obj.created_by = request.user
+            obj.created_by = request_user(request)
         super().save_model(request, obj, form, change)
         if obj.kind == SegmentKind.DYNAMIC:
             count = services.refresh_dynamic_segment(segment=obj)

@@ -6,7 +6,8 @@ service. A Django ValidationError from a service becomes a 400 with field errors
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 import django_filters
 from django.contrib.auth import get_user_model
@@ -22,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from leadcrm import services
+from leadcrm.http import request_user
 from leadcrm.models import KIND_SLUGS, Channel, Interaction, InteractionKind, Lead, LeadSource, LeadStatus
 from leadcrm.permissions import IsStaffRole, can_change_lead, is_manager
 
@@ -130,15 +132,10 @@ class LeadSerializer(serializers.ModelSerializer):
             raise as_api_error(exc) from None
 
     def update(self, instance: Lead, validated_data: dict[str, Any]) -> Lead:
-        new_status = validated_data.pop("status", None)
-        lost_reason = validated_data.pop("lost_reason", "")
         try:
-            if validated_data:
-                services.update_lead(lead=instance, **validated_data)
-            if new_status and new_status != instance.status:
-                services.change_status(
-                    lead=instance, status=new_status, lost_reason=lost_reason, by=self.context["request"].user
-                )
+            services.edit_lead(
+                lead=instance, changes=validated_data, by=request_user(self.context["request"])
+            )
         except DjangoValidationError as exc:
             raise as_api_error(exc) from None
         return instance
@@ -182,7 +179,7 @@ class InteractionSerializer(serializers.ModelSerializer):
         return value
 
     def validate_occurred_at(self, value: Any) -> Any:
-        if value > timezone.now() + timezone.timedelta(minutes=5):
+        if value > timezone.now() + timedelta(minutes=5):
             raise serializers.ValidationError("An interaction cannot happen in the future.")
         return value
 
@@ -233,11 +230,11 @@ class LeadViewSet(
     ]
     ordering = ["-priority", "id"]
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         return Lead.objects.visible_to(self.request.user).select_related("owner")
 
-    def perform_update(self, serializer: LeadSerializer) -> None:
-        if not can_change_lead(self.request.user, serializer.instance):
+    def perform_update(self, serializer: serializers.BaseSerializer[Any]) -> None:
+        if not can_change_lead(self.request.user, cast(Lead, serializer.instance)):
             raise PermissionDenied("Claim this lead before changing it; it belongs to you or to nobody.")
         serializer.save()
 
@@ -278,7 +275,7 @@ class LeadViewSet(
                 channel=data.get("channel"),
                 payload=data.get("payload"),
                 sentiment=data.get("sentiment"),
-                logged_by=request.user,
+                logged_by=request_user(request),
             )
         except DjangoValidationError as exc:
             raise as_api_error(exc) from None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
@@ -33,7 +34,10 @@ class ChoiceWithHint(forms.ChoiceField):
 
     def validate(self, value: Any) -> None:
         if value and not self.valid_value(value):
-            allowed = ", ".join(str(k) for k, _ in self.choices if k != "")
+            # The setter normalises choices to (value, label) pairs; the stubs type the getter as
+            # the setter's input (mappings, callables, Choices classes).
+            choices = cast("Iterable[tuple[Any, Any]]", self.choices)
+            allowed = ", ".join(str(k) for k, _ in choices if k != "")
             raise forms.ValidationError(
                 f"Unknown {self.noun} {value!r}. Use one of: {allowed}.", code="invalid_choice"
             )
@@ -60,13 +64,16 @@ class QueueFilterForm(forms.Form):
     def __init__(
         self,
         *args: Any,
-        segments: list[tuple[int, str]] = (),  # type: ignore[assignment]
-        owners: list[tuple[int, str]] = (),  # type: ignore[assignment]
+        segments: Sequence[tuple[int, str]] = (),
+        owners: Sequence[tuple[int, str]] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["segment"].choices = [("", "Any segment"), *((str(k), v) for k, v in segments)]
-        self.fields["owner"].choices = [("", "Anyone"), *((str(k), v) for k, v in owners)]
+        # self.fields holds copies of the ChoiceWithHint fields declared above; mypy sees Field.
+        segment_field = cast(ChoiceWithHint, self.fields["segment"])
+        owner_field = cast(ChoiceWithHint, self.fields["owner"])
+        segment_field.choices = [("", "Any segment"), *((str(k), v) for k, v in segments)]
+        owner_field.choices = [("", "Anyone"), *((str(k), v) for k, v in owners)]
         self.fields["q"].widget.attrs.update(
             {"type": "search", "placeholder": "Name, email or company", "autocomplete": "off"}
         )
@@ -84,6 +91,8 @@ class QueueFilterForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data is None:  # Form.clean returns cleaned_data; the stubs allow None, as Django does
+            data = self.cleaned_data
         if data.get("mine") and data.get("unassigned"):
             self.add_error("unassigned", "Choose “mine” or “unassigned”, not both.")
         return data
@@ -139,6 +148,8 @@ class OutcomeForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data is None:  # Form.clean returns cleaned_data; the stubs allow None, as Django does
+            data = self.cleaned_data
         if data.get("status") == LeadStatus.LOST and not (data.get("lost_reason") or "").strip():
             self.add_error("lost_reason", "Say why the lead was lost.")
         if data.get("kind") not in (None, *OUTCOME_KINDS):
@@ -165,7 +176,7 @@ class FollowUpForm(forms.Form):
 
     def clean_due_at(self) -> datetime:
         due_at = self.cleaned_data["due_at"]
-        if due_at < timezone.now() - timezone.timedelta(minutes=1):
+        if due_at < timezone.now() - timedelta(minutes=1):
             raise forms.ValidationError("Pick a time in the future — a follow-up cannot be due in the past.")
         return due_at
 

@@ -141,6 +141,10 @@ class Lead(models.Model):
 
     objects = LeadQuerySet.as_manager()
 
+    # Not columns: set by leadcrm.selectors.queue_page on the rows of a queue page only.
+    top_reason: str
+    is_live: bool
+
     class Meta:
         ordering = ["-priority", "id"]
         constraints = [
@@ -287,6 +291,10 @@ class Interaction(models.Model):
     )
     created_at = models.DateTimeField(default=utc_now)
 
+    # Not columns: set by the leadcrm.selectors timeline reads, formatted once for the template.
+    when_iso: str
+    when_text: str
+
     class Meta:
         ordering = ["-occurred_at", "-id"]
         constraints = [
@@ -335,7 +343,9 @@ class Segment(models.Model):
     kind = models.CharField(max_length=10, choices=SegmentKind.choices, default=SegmentKind.STATIC)
     # Dynamic segments: filter criteria, e.g. {"industry": "Retail", "employee_count__gte": 50}
     criteria = models.JSONField(default=dict, blank=True)
-    members = models.ManyToManyField(Lead, through="SegmentMembership", related_name="segments", blank=True)
+    members: models.ManyToManyField[Lead, SegmentMembership] = models.ManyToManyField(
+        Lead, through="SegmentMembership", related_name="segments", blank=True
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,9 +1,12 @@
-"""Repeated parts of the lead panel as HTML, built in Python.
+"""Repeated parts of the lead panel as HTML, built in Python: the one source of this markup.
 
-The timeline (30 items) and the three SVG charts were most of the panel's render time: every
-`{{ i.payload.status_to }}` walks the template engine's lookup chain, and `get_kind_display`
-rebuilds the choices dict per item. The markup is the same as the templates produced; the
-templates still own the surrounding structure. Pure: rows and charts in, escaped markup out.
+The timeline (30 items) and the three SVG charts (up to 60 points each) were most of the panel's
+render time: every `{{ i.payload.status_to }}` walks the template engine's lookup chain, and each
+chart point is three escaped lookups. As templates compiled once they took about 10 times as long
+(~3 ms more per panel, on an ~18 ms response; docs/benchmarks.md). The templates own the
+surrounding structure and reach these through `{% timeline_items %}` and `{% line_chart %}`
+(`leadcrm.templatetags.lead_panel`); `tests/leadcrm/test_markup_golden.py` pins the markup.
+Pure: rows and charts in, escaped markup out.
 """
 
 from __future__ import annotations
@@ -73,14 +76,14 @@ def timeline_items(rows: Sequence[Any], *, timeline_kind: str = "") -> SafeStrin
     """The timeline's `<li>`s, newest first, or the empty-state item."""
     if not rows:
         of_kind = " of this kind" if timeline_kind else ""
-        return mark_safe(f'<li class="muted">No interactions{of_kind} yet.</li>')  # noqa: S308 — constant text
-    return mark_safe("\n    ".join(timeline_item(row) for row in rows))  # noqa: S308 — parts escaped above
+        return mark_safe(f'<li class="muted">No interactions{of_kind} yet.</li>')  # constant text
+    return mark_safe("\n    ".join(timeline_item(row) for row in rows))  # parts escaped above
 
 
 def line_chart(chart: LineChart, *, label: str, css: str, empty_text: str) -> SafeString:
     """An inline SVG line chart (or the empty text) for a `charts.LineChart`."""
     if chart.empty:
-        return mark_safe(f'<p class="muted">{_text(empty_text)}</p>')  # noqa: S308 — escaped
+        return mark_safe(f'<p class="muted">{_text(empty_text)}</p>')  # escaped
     label, css = _text(label), _text(css)
     first, last = _text(chart.first_label), _text(chart.last_label)
     baseline = (
@@ -92,7 +95,7 @@ def line_chart(chart: LineChart, *, label: str, css: str, empty_text: str) -> Sa
         f'<circle cx="{_text(x)}" cy="{_text(y)}" r="2.5"><title>{_text(text)}</title></circle>'
         for x, y, text in chart.points
     )
-    return mark_safe(  # noqa: S308 — every dynamic part is escaped or a number
+    return mark_safe(  # every dynamic part is escaped or a number
         f'\n<figure class="chart {css}">\n'
         f'  <svg viewBox="0 0 {chart.width} {chart.height}" preserveAspectRatio="none" role="img" '
         f'aria-label="{label}: {len(chart.points)} points from {first} to {last}">\n'

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.core.cache import cache
 from django.db import connection
@@ -160,6 +160,10 @@ def manager_report(period: str, *, now: datetime | None = None) -> dict[str, Any
 def cached_manager_report(period: str) -> dict[str, Any]:
     """The report, recomputed at most every two minutes: on a million leads it scans the table
     a few times (seconds), and managers reload it far more often than the numbers move."""
-    return cache.get_or_set(
-        f"leadcrm:manager-report:{period}", lambda: manager_report(period), REPORT_CACHE_SECONDS
+    # Never None: the default is a callable returning the report, stored and returned as it is.
+    return cast(
+        "dict[str, Any]",
+        cache.get_or_set(
+            f"leadcrm:manager-report:{period}", lambda: manager_report(period), REPORT_CACHE_SECONDS
+        ),
     )

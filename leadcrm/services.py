@@ -8,10 +8,10 @@ core's one call into another app), which queues one rescore after the transactio
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -145,7 +145,7 @@ def _check_interaction_constraints(interaction: Interaction) -> None:
         check = in_python.get(constraint.name)
         if check is None:  # a constraint added later is still checked, the database way
             try:
-                constraint.validate(Interaction, interaction, exclude={"lead"})
+                constraint.validate(Interaction, interaction, exclude={"lead"})  # type: ignore[attr-defined]
             except ValidationError as exc:
                 errors.append(exc)
         elif not check():
@@ -166,7 +166,7 @@ def record_interaction(
     channel: str | None = None,
     payload: Mapping[str, Any] | None = None,
     sentiment: float | None = None,
-    logged_by: AbstractBaseUser | None = None,
+    logged_by: User | None = None,
 ) -> Interaction:
     """Store one interaction, bump the lead's last activity, and queue a rescore after commit."""
     lead_id = lead if isinstance(lead, int) else lead.pk
@@ -176,7 +176,7 @@ def record_interaction(
         raise ValidationError({"kind": str(exc)}) from None
     now = timezone.now()
     occurred_at = occurred_at or now
-    if occurred_at > now + timezone.timedelta(minutes=5):
+    if occurred_at > now + timedelta(minutes=5):
         raise ValidationError({"occurred_at": "An interaction cannot happen in the future."})
     interaction = Interaction(
         lead_id=lead_id,
@@ -204,7 +204,7 @@ def change_status(
     *,
     lead: Lead,
     status: str,
-    by: AbstractBaseUser | None = None,
+    by: User | None = None,
     lost_reason: str = "",
     note: str = "",
     now: datetime | None = None,
@@ -270,7 +270,7 @@ def load_history(
     return len(leads), len(rows)
 
 
-def claim_lead(*, lead: Lead, user: AbstractBaseUser) -> Lead:
+def claim_lead(*, lead: Lead, user: User) -> Lead:
     """Assign an unassigned lead to `user`; refuses if someone else got there first."""
     if lead.owner_id == user.pk:
         return lead
@@ -283,7 +283,7 @@ def claim_lead(*, lead: Lead, user: AbstractBaseUser) -> Lead:
     return lead
 
 
-def assign_lead(*, lead: Lead, owner: AbstractBaseUser | None) -> Lead:
+def assign_lead(*, lead: Lead, owner: User | None) -> Lead:
     """Give a lead to a salesperson (or nobody); managers only, checked by the caller."""
     lead.owner = owner
     _save_lead(lead, ["owner"])
@@ -291,7 +291,7 @@ def assign_lead(*, lead: Lead, owner: AbstractBaseUser | None) -> Lead:
 
 
 def edit_lead(
-    *, lead: Lead, changes: Mapping[str, Any], by: AbstractBaseUser | None = None, now: datetime | None = None
+    *, lead: Lead, changes: Mapping[str, Any], by: User | None = None, now: datetime | None = None
 ) -> Lead:
     """Apply a form's or a request's changes: a new status goes through change_status (stamps,
     timeline note), everything else through update_lead; one transaction, one rescore."""
@@ -334,7 +334,7 @@ def move_interactions(*, from_lead: Lead, to_lead: Lead) -> int:
 
 
 def update_interaction(
-    *, interaction: Interaction, changes: Mapping[str, Any], by: AbstractBaseUser | None = None
+    *, interaction: Interaction, changes: Mapping[str, Any], by: User | None = None
 ) -> Interaction:
     """Correct a stored interaction (kind, time, channel, payload, sentiment) and rescore its lead."""
     allowed = {"kind", "channel", "occurred_at", "payload", "sentiment"}
@@ -343,7 +343,7 @@ def update_interaction(
         raise ValidationError(dict.fromkeys(unknown, "This field of an interaction cannot be changed."))
     for name, value in changes.items():
         setattr(interaction, name, value)
-    if interaction.occurred_at > timezone.now() + timezone.timedelta(minutes=5):
+    if interaction.occurred_at > timezone.now() + timedelta(minutes=5):
         raise ValidationError({"occurred_at": "An interaction cannot happen in the future."})
     interaction.full_clean(exclude=["lead"], validate_constraints=False)
     _check_interaction_constraints(interaction)
@@ -369,13 +369,13 @@ def add_follow_up(
     lead: Lead,
     due_at: datetime,
     note: str = "",
-    assigned_to: AbstractBaseUser | None = None,
-    created_by: AbstractBaseUser | None = None,
+    assigned_to: User | None = None,
+    created_by: User | None = None,
     now: datetime | None = None,
 ) -> FollowUp:
     """Create a follow-up task; it must be due in the future."""
     now = now or timezone.now()
-    if due_at < now - timezone.timedelta(minutes=1):
+    if due_at < now - timedelta(minutes=1):
         raise ValidationError({"due_at": "A follow-up must be due in the future."})
     follow_up = FollowUp(
         lead=lead,

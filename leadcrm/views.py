@@ -82,12 +82,6 @@ def _rows_html(
     request: HttpRequest, rows: list[Any], *, filter_qs: str, filtered: bool, now: datetime
 ) -> str:
     lead_base = reverse("leadcrm:lead", args=[0])[:-2]  # "/crm/leads/"
-    queue_base = reverse("leadcrm:queue")
-    empty = (
-        f'No leads match these filters. <a href="{queue_base}">Show the whole queue</a>'
-        if filtered
-        else "No leads yet. New leads appear here as they arrive; a manager can import some in the admin."
-    )
     return queue_html.queue_rows(
         rows,
         user_id=request.user.pk,
@@ -96,18 +90,22 @@ def _rows_html(
         query=f"?{filter_qs}" if filter_qs else "",
         csrf_token=get_token(request),
         now=now,
-        empty_html=empty,
+        filtered=filtered,
+        queue_url=reverse("leadcrm:queue"),
     )
 
 
 def _select_fields(form: QueueFilterForm, *, manager: bool) -> list[dict[str, Any]]:
     names = ["grade", "segment", "source", "status", *(["owner"] if manager else []), "sort"]
-    fields = []
-    for name in names:
-        value = str(form[name].value() or ("priority" if name == "sort" else ""))
-        options = queue_html.select_options(form.fields[name].choices, value)
-        fields.append({"name": name, "label": form.fields[name].label, "options": options})
-    return fields
+    return [
+        {
+            "name": name,
+            "label": form.fields[name].label,
+            "choices": form.fields[name].choices,
+            "value": str(form[name].value() or ("priority" if name == "sort" else "")),
+        }
+        for name in names
+    ]
 
 
 def _queue_context(request: HttpRequest, *, full_page: bool) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from leadcrm.http import request_user
 from leadcrm.models import InteractionKind
 from scoring import services
 from scoring.models import GradeBand, RecomputeRun, Rule, RuleChange
@@ -112,15 +113,15 @@ class RuleAdmin(admin.ModelAdmin):
         return format_html('<span class="scoring-error" title="{}">⚠ failed, skipped</span>', rule.last_error)
 
     def save_model(self, request: HttpRequest, obj: Rule, form: Any, change: bool) -> None:
-        services.save_rule(rule=obj, by=request.user)
+        services.save_rule(rule=obj, by=request_user(request))
         messages.info(request, "Scores are being recomputed; the old scores stay visible until it finishes.")
 
     def delete_model(self, request: HttpRequest, obj: Rule) -> None:
-        services.delete_rule(rule=obj, by=request.user)
+        services.delete_rule(rule=obj, by=request_user(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
         for rule in queryset:
-            services.delete_rule(rule=rule, by=request.user)
+            services.delete_rule(rule=rule, by=request_user(request))
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         formset.save(commit=False)  # the history inline is read-only
@@ -136,7 +137,7 @@ class GradeBandForm(forms.ModelForm):
         fields = ["dimension", "label", "min_score"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         label, dimension = data.get("label", ""), data.get("dimension")
         if dimension == "fit" and label and not label.isalpha():
             raise ValidationError({"label": "Fit bands are letters: A, B, C…"})
@@ -154,11 +155,11 @@ class GradeBandAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: GradeBand, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        services.schedule_recompute(reason="Grade bands changed", by=request.user)
+        services.schedule_recompute(reason="Grade bands changed", by=request_user(request))
 
     def delete_model(self, request: HttpRequest, obj: GradeBand) -> None:
         super().delete_model(request, obj)
-        services.schedule_recompute(reason="Grade bands changed", by=request.user)
+        services.schedule_recompute(reason="Grade bands changed", by=request_user(request))
 
 
 @admin.register(RuleChange)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -436,7 +436,7 @@ def counts_sql(
     """
     age_sql, pattern_sql = _age_and_pattern_sql(vendor)
     params: dict[str, Any] = {"today": today if vendor == "postgresql" else today.isoformat()}
-    cols = []
+    cols: list[str] = []
     for key in keys:
         conditions = [f"kind IN ({', '.join(str(int(k)) for k in key.kinds)})"]
         if key.window_days is not None:
@@ -464,10 +464,10 @@ def counts_sql(
 
 def _since(keys: Sequence[CounterKey], today: date) -> datetime | None:
     """Oldest moment any rule looks at (None when a rule counts all time)."""
-    windows = [k.window_days for k in keys]
-    if not windows or any(w is None for w in windows):
+    windows = [k.window_days for k in keys if k.window_days is not None]
+    if not keys or len(windows) < len(keys):
         return None
-    return _day_start(today - timedelta(days=max(windows) - 1))  # type: ignore[type-var]
+    return _day_start(today - timedelta(days=max(windows) - 1))
 
 
 def batch_sql(
@@ -511,7 +511,7 @@ def load_specs(rules: Sequence[Rule] | None = None) -> list[RuleSpec]:
     """The active rules in a stable order (fit, then engagement, then negative; by id)."""
     if rules is None:
         rules = list(Rule.objects.filter(active=True).order_by("id"))
-    order = {Category.FIT: 0, Category.ENGAGEMENT: 1, Category.NEGATIVE: 2}
+    order: dict[str, int] = {Category.FIT: 0, Category.ENGAGEMENT: 1, Category.NEGATIVE: 2}
     return [RuleSpec.from_rule(r) for r in sorted(rules, key=lambda r: (order.get(r.category, 9), r.pk))]
 
 
@@ -633,7 +633,9 @@ def fetch_batch(ids: np.ndarray, specs: Sequence[RuleSpec], *, now: datetime) ->
 COUNTS_TABLE = "scoring_recompute_counts"  # a temp table: private to the recompute's connection
 
 
-def stream_batches(specs: Sequence[RuleSpec], *, now: datetime, chunk_size: int) -> Iterator[BatchInputs]:
+def stream_batches(
+    specs: Sequence[RuleSpec], *, now: datetime, chunk_size: int
+) -> Generator[BatchInputs, None, None]:
     """Every lead, chunk by chunk, from ONE query read through a server-side cursor (PostgreSQL).
 
     A full recompute reads the interaction table once: per-chunk range queries re-read most of its

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from config.on_commit import enqueue_on_commit
@@ -17,7 +17,7 @@ from scoring.models import RecomputeRun
 RECOMPUTE_TASK = "scoring.tasks.recompute_all_task"
 
 
-def schedule_recompute(*, reason: str, by: AbstractBaseUser | None = None) -> RecomputeRun:
+def schedule_recompute(*, reason: str, by: User | None = None) -> RecomputeRun:
     """Queue one full recompute after commit; a run still waiting to start covers this request too."""
     waiting = RecomputeRun.objects.filter(status=RecomputeRun.Status.QUEUED).order_by("created_at").first()
     if waiting is not None:

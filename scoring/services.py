@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
@@ -241,7 +241,7 @@ def refresh_decay(*, now: datetime | None = None) -> RecomputeRun:
     return recompute_all(run=run, now=now)
 
 
-def save_rule(*, rule: Rule, by: AbstractBaseUser | None = None) -> Rule:
+def save_rule(*, rule: Rule, by: User | None = None) -> Rule:
     """Validate and store a rule, keep the change on record, and queue a full recompute."""
     rule.full_clean()
     before = None
@@ -265,7 +265,7 @@ def save_rule(*, rule: Rule, by: AbstractBaseUser | None = None) -> Rule:
     return rule
 
 
-def delete_rule(*, rule: Rule, by: AbstractBaseUser | None = None) -> None:
+def delete_rule(*, rule: Rule, by: User | None = None) -> None:
     """Delete a rule, keep what it was on record, and queue a full recompute."""
     with transaction.atomic():
         RuleChange.objects.create(

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from leadcrm.http import HtmxHttpRequest, request_user
 from leadcrm.models import Lead
 from leadcrm.permissions import manager_required
 from scoring import selectors, services
@@ -21,9 +22,9 @@ def recompute_progress(request: HttpRequest) -> HttpResponse:
 
 @manager_required
 @require_POST
-def recompute_now(request: HttpRequest) -> HttpResponse:
+def recompute_now(request: HtmxHttpRequest) -> HttpResponse:
     """Queue a full recompute by hand (e.g. after importing leads)."""
-    services.schedule_recompute(reason="Requested from the admin", by=request.user)
+    services.schedule_recompute(reason="Requested from the admin", by=request_user(request))
     if request.htmx:
         return render(request, "scoring/partials/recompute_progress.html", {"run": selectors.latest_run()})
     return redirect("admin:scoring_rule_changelist")

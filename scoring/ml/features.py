@@ -1,19 +1,27 @@
-"""CRM features for a batch of leads, built set-based: a few aggregate queries, then numpy/pandas.
+"""CRM features for a batch of leads, built set-based: a few queries, then numpy/pandas.
 
 Each lead is described as of a cutoff: `now` when predicting, and its own `closed_at` when it is a
 training example, so a model only ever learns from what was known before the outcome. Status,
 closing fields, lost reason, owner and the score fields written after closing never become
 features; the rule-score parts of a closed lead come from its last score snapshot before closing.
+
+Every lead-level feature is written once, in `LEAD_FEATURES`: a database expression of the lead
+row as of the cutoff. Training selects it through the ORM (`build_batch`, PostgreSQL or SQLite);
+the scoring path on PostgreSQL selects the same compiled SQL in its one lead query
+(`predict_batch`). The interaction features are one numpy function fed by an aggregate
+(training) or by plain rows (scoring); tests/scoring/ml/test_features.py holds the two paths equal.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +29,8 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     BooleanField,
+    Case,
+    CharField,
     Count,
     F,
     FloatField,
@@ -31,13 +41,22 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    TextField,
+    Value,
+    When,
 )
-from django.db.models.expressions import RawSQL
-from django.db.models.fields.json import KT
-from django.db.models.functions import Floor
+from django.db.models.expressions import Combinable, RawSQL
+from django.db.models.functions import Floor, Greatest
+from django.db.models.lookups import In
 
 from leadcrm.models import Interaction, InteractionKind, Lead, LeadSource, LeadStatus, RevenueBand
 from scoring.models import ScoreSnapshot
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler
+
+Sql = tuple[str, Any]  # what an expression compiles to: SQL and its parameters
 
 WINDOWS = (7, 30, 90)
 HALF_LIFE_DAYS = 14.0
@@ -106,12 +125,11 @@ class Epoch(Func):
 
     output_field = FloatField()
 
-    def as_postgresql(self, compiler, connection, **extra):  # noqa: ANN001, ANN003
-        return self.as_sql(
-            compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", **extra
-        )
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> Sql:
+        # date_part is float8 from the start (EXTRACT builds a numeric first): the same number, cheaper.
+        return self.as_sql(compiler, connection, template="date_part('epoch', %(expressions)s)", **extra)
 
-    def as_sqlite(self, compiler, connection, **extra):  # noqa: ANN001, ANN003
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> Sql:
         return self.as_sql(
             compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS REAL)", **extra
         )
@@ -132,16 +150,62 @@ class JsonNumber(Func):
         super().__init__(F(column))
         self.key = key
 
-    def as_postgresql(self, compiler, connection, **extra):  # noqa: ANN001, ANN003
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> Sql:
         sql, params = compiler.compile(self.source_expressions[0])
         return _json_number_sql(sql, self.key), params
 
-    def as_sqlite(self, compiler, connection, **extra):  # noqa: ANN001, ANN003
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> Sql:
         sql, params = compiler.compile(self.source_expressions[0])
         path = f"'$.{self.key}'"
         return (
             f"CASE WHEN json_type({sql}, {path}) IN ('integer', 'real') THEN json_extract({sql}, {path}) END",
             params,
+        )
+
+
+class JsonText(Func):
+    """One top-level key of a JSON column, as the database reads it as text.
+
+    The key is taken as it is: never split at `__` or read as an array index, as Django's KT()
+    would (a custom attribute called "plan__tier" or "2024" is an ordinary key here).
+    """
+
+    output_field = TextField()
+
+    def __init__(self, column: str, key: str) -> None:
+        super().__init__(F(column))
+        self.key = key
+
+    def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> Sql:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"({sql} ->> %s)", (*params, self.key)
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> Sql:
+        # As KT() reads a key on SQLite: JSON null, true and false as those words, other values as
+        # json_extract gives them. The path names the key as the stored JSON text writes it.
+        sql, params = compiler.compile(self.source_expressions[0])
+        path = "$." + json.dumps(self.key)
+        return (
+            f"(CASE WHEN json_type({sql}, %s) IN ('null', 'true', 'false') THEN json_type({sql}, %s) "
+            f"ELSE json_extract({sql}, %s) END)",
+            (*params, path, *params, path, *params, path),
+        )
+
+
+class EmailDomain(Func):
+    """The lower-cased text after an e-mail address's last '@' (all of it when there is none)."""
+
+    template = "lower(split_part(%(expressions)s, '@', -1))"  # PostgreSQL
+    output_field = CharField()
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any) -> Sql:
+        # No split_part: rtrim strips every character but '@' from the right, which leaves the text
+        # up to the last '@'; the domain is what follows. (SQLite's lower() changes ASCII letters
+        # only; the free-mail domains are ASCII.)
+        sql, params = compiler.compile(self.source_expressions[0])
+        return (
+            f"lower(substr({sql}, length(rtrim({sql}, replace({sql}, '@', ''))) + 1))",
+            (*params, *params, *params),
         )
 
 
@@ -162,18 +226,112 @@ class Batch:
     status: np.ndarray | None = None  # the outcome, for training labels (not read when predicting)
 
 
+@dataclass(frozen=True)
+class AsOf:
+    """When leads are described: all at `now` (predicting), or each at its own closed_at (training)."""
+
+    now: datetime | None  # None: training
+
+    def time(self) -> datetime | F:
+        return F("closed_at") if self.now is None else self.now
+
+    def day(self) -> Combinable:
+        """Days since 1970 as a float: the same number as the batch's `cutoff`."""
+        if self.now is None:
+            return Epoch("closed_at") / Value(86400.0)
+        return Value(self.now.timestamp() / 86400.0)
+
+    def rule_score(self, field: str) -> Combinable:
+        if self.now is not None:
+            return F(field)
+        # A closed lead's score as it stood before closing: its last snapshot taken before then.
+        snapshots = ScoreSnapshot.objects.filter(lead=OuterRef("pk"), taken_at__lt=OuterRef("closed_at"))
+        return Subquery(snapshots.order_by("-taken_at").values(field)[:1])
+
+
+NUMBER, CATEGORY, WORD = "number", "category", "word"
+
+
+@dataclass(frozen=True)
+class LeadFeature:
+    """A feature of the lead row, written once: the expression both training and scoring select."""
+
+    label: str
+    kind: str  # NUMBER; CATEGORY (text as entered); WORD (our own words: nothing to quote in CSV)
+    expression: Callable[[AsOf], Combinable]
+    explain: str | None = None  # how a number reads in a reason, e.g. "{v:,.0f} employees"
+
+
+def _field(name: str) -> Callable[[AsOf], Combinable]:
+    return lambda asof: F(name)
+
+
+def _lead_age_days(asof: AsOf) -> Combinable:
+    return Greatest(asof.day() - Epoch("created_at") / Value(86400.0), Value(0.0))
+
+
+def _email_kind(asof: AsOf) -> Combinable:
+    return Case(
+        When(Q(email__isnull=True) | Q(email=""), then=Value("none")),
+        When(In(EmailDomain("email"), sorted(FREE_MAIL)), then=Value("free mail")),
+        default=Value("company"),
+    )
+
+
+def _has_phone(asof: AsOf) -> Combinable:
+    return Case(When(phone__regex=r"\S", then=Value("yes")), default=Value("no"))  # not just blanks
+
+
+def _marketing_consent(asof: AsOf) -> Combinable:
+    # Given before the cutoff (a consent without a time counts as given).
+    before = Q(marketing_consent_at__isnull=True) | Q(marketing_consent_at__lt=asof.time())
+    return Case(When(Q(marketing_consent=True) & before, then=Value("yes")), default=Value("no"))
+
+
+# The lead-level features, in the training frame's column order (custom attributes follow them).
+LEAD_FEATURES: dict[str, LeadFeature] = {
+    **{name: LeadFeature(label, CATEGORY, _field(name)) for name, label in LEAD_CATEGORIES.items()},
+    "employee_count": LeadFeature("Employees", NUMBER, _field("employee_count"), "{v:,.0f} employees"),
+    "lead_age_days": LeadFeature(
+        "Days since the lead arrived", NUMBER, _lead_age_days, "Arrived {v:.0f} days before"
+    ),
+    "email_kind": LeadFeature("Email", WORD, _email_kind),
+    "has_phone": LeadFeature("Phone number given", WORD, _has_phone),
+    "marketing_consent": LeadFeature("Marketing consent", WORD, _marketing_consent),
+    "rule_fit_score": LeadFeature(
+        "Rule fit score", NUMBER, lambda asof: asof.rule_score("fit_score"), "Rule fit score {v:.0f}"
+    ),
+    "rule_engagement_score": LeadFeature(
+        "Rule engagement score",
+        NUMBER,
+        lambda asof: asof.rule_score("engagement_score"),
+        "Rule engagement score {v:.0f}",
+    ),
+}
+
+
+def custom_feature(key: str) -> LeadFeature:
+    """The custom attribute `key` as a feature: its value as text (types are inferred later)."""
+    return LeadFeature(f"custom.{key}", CATEGORY, lambda asof: JsonText("custom", key))
+
+
+def lead_feature(name: str) -> LeadFeature | None:
+    """The lead-level feature called `name` (a CRM field or `custom.<key>`); None for any other name."""
+    if name.startswith("custom."):
+        return custom_feature(name.removeprefix("custom."))
+    return LEAD_FEATURES.get(name)
+
+
 def feature_labels() -> tuple[dict[str, str], dict[str, str], set[str]]:
     """(labels, explanation formats, numeric column names) of the CRM's own features."""
-    labels = dict(LEAD_CATEGORIES)
-    formats: dict[str, str] = {}
-    numeric: set[str] = set()
+    labels = {name: feature.label for name, feature in LEAD_FEATURES.items()}
+    formats = {name: feature.explain for name, feature in LEAD_FEATURES.items() if feature.explain}
+    numeric = {name for name, feature in LEAD_FEATURES.items() if feature.kind == NUMBER}
 
     def add(name: str, label: str, fmt: str) -> None:
         labels[name], formats[name] = label, fmt
         numeric.add(name)
 
-    add("employee_count", "Employees", "{v:,.0f} employees")
-    add("lead_age_days", "Days since the lead arrived", "Arrived {v:.0f} days before")
     for kind in InteractionKind:
         for window in WINDOWS:
             add(
@@ -188,11 +346,6 @@ def feature_labels() -> tuple[dict[str, str], dict[str, str], set[str]]:
     add("web_minutes", "Time on the site", "Spent {v:.0f} min on the site")
     add("sentiment_mean", "Chat tone", "Chat tone {v:+.2f}")
     add("sentiment_min", "Most negative chat message", "Most negative chat message {v:+.2f}")
-    add("rule_fit_score", "Rule fit score", "Rule fit score {v:.0f}")
-    add("rule_engagement_score", "Rule engagement score", "Rule engagement score {v:.0f}")
-    labels["email_kind"] = "Email"
-    labels["has_phone"] = "Phone number given"
-    labels["marketing_consent"] = "Marketing consent"
     return labels, formats, numeric
 
 
@@ -258,8 +411,13 @@ def _num(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
-def _bool(values: pd.Series) -> np.ndarray:
-    return values.map(lambda v: v in (True, "t", "true", "True", 1, "1")).to_numpy(dtype=bool)
+def _feature_values(name: str, kind: str, values: pd.Series) -> np.ndarray:
+    """A lead-level feature column as the model reads it: floats, or the values as objects."""
+    if kind == NUMBER:
+        return _num(values)
+    if name in CHOICE_LABELS:
+        values = _choice_labels(values, CHOICE_LABELS[name])
+    return values.to_numpy(dtype=object)
 
 
 def build_batch(
@@ -269,58 +427,20 @@ def build_batch(
     custom_keys: Sequence[str],
 ) -> Batch:
     """Features of `leads` as of `now`, or as of each lead's closed_at when `now` is None (training)."""
-    training = now is None
-    annotations: dict = {f"c__{i}": KT(f"custom__{key}") for i, key in enumerate(custom_keys)}
-    if training:
-        before_close = ScoreSnapshot.objects.filter(lead=OuterRef("pk"), taken_at__lt=OuterRef("closed_at"))
-        before_close = before_close.order_by("-taken_at")
-        annotations["r_fit"] = Subquery(before_close.values("fit_score")[:1])
-        annotations["r_eng"] = Subquery(before_close.values("engagement_score")[:1])
-    else:
-        annotations["r_fit"] = F("fit_score")
-        annotations["r_eng"] = F("engagement_score")
-    annotations["t_closed"] = Epoch("closed_at")
-    annotations["t_created"] = Epoch("created_at")
-    annotations["t_consent"] = Epoch("marketing_consent_at")
-    names = [
-        "id",
-        "status",
-        "email",
-        "phone",
-        "employee_count",
-        "marketing_consent",
-        *LEAD_CATEGORIES,
-        *annotations,
-    ]
-    rows = fetch_frame(leads.annotate(**annotations).order_by(), names)
-    rows = rows.reset_index(drop=True)
+    asof = AsOf(now)
+    features = {**LEAD_FEATURES, **{f"custom.{key}": custom_feature(key) for key in custom_keys}}
+    aliases = {f"f__{i}": name for i, name in enumerate(features)}
+    annotations = {alias: features[name].expression(asof) for alias, name in aliases.items()}
+    selected = leads.annotate(t_closed=Epoch("closed_at"), **annotations).order_by()
+    rows = fetch_frame(selected, ["id", "status", "t_closed", *aliases]).reset_index(drop=True)
     n = len(rows)
     ids = rows["id"].astype(np.int64).to_numpy()
-    cutoff = _num(rows["t_closed"]) / 86400.0 if training else np.full(n, now.timestamp() / 86400.0)
+    cutoff = _num(rows["t_closed"]) / 86400.0 if now is None else np.full(n, now.timestamp() / 86400.0)
+    frame: dict[str, np.ndarray] = {
+        name: _feature_values(name, features[name].kind, rows[alias]) for alias, name in aliases.items()
+    }
 
-    frame: dict[str, object] = {}
-    for name in LEAD_CATEGORIES:
-        values = rows[name].astype(object).where(rows[name].notna(), None)
-        if name in CHOICE_LABELS:
-            values = _choice_labels(values, CHOICE_LABELS[name])
-        frame[name] = values.to_numpy(dtype=object)
-    frame["employee_count"] = pd.to_numeric(rows["employee_count"], errors="coerce").to_numpy(dtype=float)
-    frame["lead_age_days"] = np.maximum(cutoff - _num(rows["t_created"]) / 86400.0, 0)
-    email = rows["email"].fillna("").astype(str)
-    domain = email.str.split("@").str[-1].str.casefold()  # after the last @ (works on no rows too)
-    frame["email_kind"] = np.where(
-        email == "", "none", np.where(domain.isin(FREE_MAIL), "free mail", "company")
-    )
-    frame["has_phone"] = np.where(rows["phone"].fillna("").astype(str).str.strip() != "", "yes", "no")
-    consent_at = _num(rows["t_consent"]) / 86400.0
-    consented = _bool(rows["marketing_consent"]) & (np.isnan(consent_at) | (consent_at < cutoff))
-    frame["marketing_consent"] = np.where(consented, "yes", "no")
-    frame["rule_fit_score"] = pd.to_numeric(rows["r_fit"], errors="coerce").to_numpy(dtype=float)
-    frame["rule_engagement_score"] = pd.to_numeric(rows["r_eng"], errors="coerce").to_numpy(dtype=float)
-    for i, key in enumerate(custom_keys):
-        frame[f"custom.{key}"] = rows[f"c__{i}"].to_numpy(dtype=object)
-
-    if training:
+    if now is None:
         interactions = Interaction.objects.filter(lead__in=leads.values("pk"))
     else:  # the ids already fetched: an array parameter, bounded so the (lead, time) index is used
         interactions = Interaction.objects.filter(
@@ -332,7 +452,7 @@ def build_batch(
             if connection.vendor == "postgresql"
             else interactions.filter(lead_id__in=ids.tolist())
         )
-    if training:
+    if now is None:
         interactions = interactions.filter(occurred_at__lt=F("lead__closed_at"))
     else:
         interactions = interactions.filter(occurred_at__lt=now)
@@ -345,108 +465,71 @@ def build_batch(
     )
 
 
-# `_fetch_csv` field kind: a jsonb value, read as a float when it is a JSON number, else missing.
+# `_fetch_csv` column kinds: a jsonb value, read as a float when it is a JSON number, else missing;
+# and text known to need no quoting (our own words).
 JSON_NUMBER = "json number"
-# Text features whose values are our own words (no separator or quote to escape in CSV).
-_TEXT_KINDS: dict[str, object] = {"email_kind": str, "has_phone": str, "marketing_consent": str}
+CSV_TYPES: dict[str, object] = {NUMBER: float, CATEGORY: object, WORD: str}
 
 
 def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) -> Batch:
     """PostgreSQL, the scoring path: features `names` of these leads as of `now`, in two scans.
 
-    The same features as `build_batch(..., now=now)`: the lead-level ones computed in SQL, and
-    the interactions read as plain rows (no GROUP BY: an index range scan is the cheapest thing
-    PostgreSQL can do, and it shares the machine's cores) for the same numpy code training uses.
-    Both come back as one CSV text each, parsed by pandas: no per-value Python objects. Leads
-    not found are left out.
+    The same features as `build_batch(..., now=now)`: the lead-level ones are the same SQL
+    (`LEAD_FEATURES`, compiled once more here), and the interactions are read as plain rows (no
+    GROUP BY: an index range scan is the cheapest thing PostgreSQL can do, and it shares the
+    machine's cores) for the same numpy code training uses. Both come back as one CSV text each,
+    parsed by pandas: no per-value Python objects. Leads not found are left out.
     """
     ids = sorted({int(i) for i in ids})
-    _, _, numeric = feature_labels()
-    params: dict[str, object] = {"now": now, "now_s": now.timestamp()}
-    lead_cols: list[tuple[str, str]] = []  # (name, SQL) from the lead row
-    for name in dict.fromkeys(names):
-        if name in LEAD_CATEGORIES:
-            lead_cols.append((name, f"l.{Lead._meta.get_field(name).column}"))
-        elif name == "employee_count":
-            lead_cols.append((name, "l.employee_count"))
-        elif name == "lead_age_days":
-            lead_cols.append((name, "greatest((%(now_s)s - date_part('epoch', l.created_at)) / 86400.0, 0)"))
-        elif name == "email_kind":
-            params["free_mail"] = sorted(FREE_MAIL)
-            lead_cols.append(
-                (
-                    name,
-                    "CASE WHEN coalesce(l.email, '') = '' THEN 'none' "
-                    "WHEN lower(split_part(l.email, '@', -1)) = ANY(%(free_mail)s) THEN 'free mail' "
-                    "ELSE 'company' END",
-                )
-            )
-        elif name == "has_phone":
-            lead_cols.append((name, "CASE WHEN l.phone ~ '\\S' THEN 'yes' ELSE 'no' END"))
-        elif name == "marketing_consent":
-            lead_cols.append(
-                (
-                    name,
-                    "CASE WHEN l.marketing_consent AND (l.marketing_consent_at IS NULL "
-                    "OR l.marketing_consent_at < %(now)s) THEN 'yes' ELSE 'no' END",
-                )
-            )
-        elif name == "rule_fit_score":
-            lead_cols.append((name, "l.fit_score::float8"))
-        elif name == "rule_engagement_score":
-            lead_cols.append((name, "l.engagement_score::float8"))
-        elif name.startswith("custom."):
-            key = f"key{len(lead_cols)}"
-            params[key] = name.removeprefix("custom.")
-            lead_cols.append((name, f"l.custom ->> %({key})s"))
-        # Interaction features come from the rows below; any other name is not a CRM feature
-        # (left out, encoded as missing by the schema).
+    asof = AsOf(now)
+    # Interaction features come from the rows below; any other name is not a CRM feature (left
+    # out, encoded as missing by the schema).
+    features = {name: feature for name in dict.fromkeys(names) if (feature := lead_feature(name))}
     lo, hi = (ids[0], ids[-1]) if ids else (0, -1)
-    params["lo"], params["hi"] = lo, hi
     # A compact chunk of ids (the recompute's case) is one range scan; scattered ids (events)
     # are looked up one by one in the index instead of scanning everything between them.
-    params["ids"] = _id_array(ids)
     compact = hi - lo < 4 * len(ids) + 1000
-    # `l.id + 0`: the array stays a hashed filter on the range scan, not one index probe per id.
-    lead_where = "l.id BETWEEN %(lo)s AND %(hi)s" + (
-        " AND (l.id + 0) = ANY(%(ids)s::bigint[])" if compact else " AND l.id = ANY(%(ids)s::bigint[])"
+    lead_id = f'"{Lead._meta.db_table}"."id"'
+    # `id + 0`: the array stays a hashed filter on the range scan, not one index probe per id.
+    leads = Lead.objects.filter(_any_of(f"({lead_id} + 0)" if compact else lead_id, ids), pk__range=(lo, hi))
+    columns = {"c0": F("id"), **{f"c{i}": f.expression(asof) for i, f in enumerate(features.values(), 1)}}
+    select, params = leads.annotate(**columns).values(*columns).order_by().query.sql_with_params()
+    rows = _fetch_csv(
+        [("id", np.int64), *[(name, CSV_TYPES[feature.kind]) for name, feature in features.items()]],
+        select,
+        params,
     )
-    expressions: list[tuple[str, str, object]] = [
-        ("id", "l.id", np.int64),
-        *[
-            (name, sql, float if name in numeric else _TEXT_KINDS.get(name, object))
-            for name, sql in lead_cols
-        ],
-    ]
-    rows = _fetch_csv(expressions, f"FROM {Lead._meta.db_table} l WHERE {lead_where}", params)
     n = len(rows)
     lead_ids = rows["id"].to_numpy(dtype=np.int64)
-    cutoff = np.full(n, params["now_s"] / 86400.0)
-    frame: dict[str, object] = {}
-    for name, _ in lead_cols:
+    cutoff = np.full(n, now.timestamp() / 86400.0)
+    frame: dict[str, np.ndarray] = {}
+    for name, feature in features.items():
         values = rows[name]
         if name in CHOICE_LABELS:
             values = _choice_labels(values, CHOICE_LABELS[name])
-        frame[name] = values.to_numpy(dtype=float if name in numeric else object)
+        frame[name] = values.to_numpy(dtype=float if feature.kind == NUMBER else object)
 
     # One row per interaction known at `now`, in the shape of training's daily groups (n = 1).
+    expressions: list[tuple[str, str, object]] = [
+        ("lead_id", "i.lead_id", np.int64),
+        ("kind", "i.kind", np.int64),
+        ("day", "floor(date_part('epoch', i.occurred_at) / 86400.0)::int", float),
+        ("sentiment", "i.sentiment", float),
+        # The JSON value is found once per row; a number is sent as its own text (no float round
+        # trip in SQL), anything else as missing. Page views only: not a call's duration.
+        (
+            "secs",
+            f"CASE WHEN i.kind = {int(InteractionKind.PAGE_VIEW)} THEN i.payload -> 'duration_s' END",
+            JSON_NUMBER,
+        ),
+    ]
     inter_where = "i.lead_id BETWEEN %(lo)s AND %(hi)s" if compact else "i.lead_id = ANY(%(ids)s::bigint[])"
     events = _fetch_csv(
-        [
-            ("lead_id", "i.lead_id", np.int64),
-            ("kind", "i.kind", np.int64),
-            ("day", "floor(date_part('epoch', i.occurred_at) / 86400.0)::int", float),
-            ("sentiment", "i.sentiment", float),
-            # The JSON value is found once per row; a number is sent as its own text (no float
-            # round trip in SQL), anything else as missing. Page views only: not a call's duration.
-            (
-                "secs",
-                f"CASE WHEN i.kind = {int(InteractionKind.PAGE_VIEW)} THEN i.payload -> 'duration_s' END",
-                JSON_NUMBER,
-            ),
-        ],
-        f"FROM {Interaction._meta.db_table} i WHERE {inter_where} AND i.occurred_at < %(now)s",
-        params,
+        [(name, dtype) for name, _, dtype in expressions],
+        "SELECT "
+        + ", ".join(f"{sql} AS c{i}" for i, (_, sql, _) in enumerate(expressions))
+        + f" FROM {Interaction._meta.db_table} i WHERE {inter_where} AND i.occurred_at < %(now)s",
+        {"lo": lo, "hi": hi, "ids": _id_array(ids), "now": now},
     )
     sentiment = events["sentiment"].to_numpy(dtype=float)
     has_sentiment = ~np.isnan(sentiment)
@@ -477,18 +560,19 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     )
 
 
-def _fetch_csv(expressions: list[tuple[str, str, object]], source: str, params: dict) -> pd.DataFrame:
-    """PostgreSQL: rows of `SELECT <expressions> <source>` as one CSV text, parsed by pandas.
+def _fetch_csv(
+    columns: Sequence[tuple[str, object]], select: str, params: Sequence[Any] | dict[str, Any]
+) -> pd.DataFrame:
+    """PostgreSQL: the rows of `select`, whose columns are named c0, c1, …, as one CSV text parsed by pandas.
 
-    `expressions` are (column name, SQL, dtype); free text (dtype object) is CSV-quoted in SQL,
-    dtype str marks text known to need no quoting, `JSON_NUMBER` a jsonb value kept only when it
-    is a number (a float column), NULL is an empty field. The whole result is
-    one `string_agg` value: one message, one Python string, one C parse, instead of a message
-    and a generator step per row (COPY) or a Python object per value (a cursor fetch).
+    `columns` are (name, dtype): free text (dtype object) is CSV-quoted in SQL, dtype str marks text
+    known to need no quoting, `JSON_NUMBER` a jsonb value kept only when it is a number (a float
+    column), NULL is an empty field. The whole result is one `string_agg` value: one message, one
+    Python string, one C parse, instead of a message and a generator step per row (COPY) or a
+    Python object per value (a cursor fetch).
     """
-    inner = ", ".join(f"{sql} AS c{i}" for i, (_, sql, _) in enumerate(expressions))
     fields = []
-    for i, (_, _, dtype) in enumerate(expressions):
+    for i, (_, dtype) in enumerate(columns):
         if dtype is object:
             fields.append(
                 f"CASE WHEN c{i} IS NULL THEN '' ELSE '\"' || replace(c{i}, '\"', '\"\"') || '\"' END"
@@ -499,19 +583,22 @@ def _fetch_csv(expressions: list[tuple[str, str, object]], source: str, params: 
             fields.append(f"coalesce(c{i}::text, '')")
     # OFFSET 0 keeps the inner query a subquery, so each expression is computed once per row
     # (pulled up, PostgreSQL would compute it again for the quoting and the NULL test).
-    sql = f"SELECT string_agg(concat_ws(',', {', '.join(fields)}), E'\\n') FROM (SELECT {inner} {source} OFFSET 0) s"
+    sql = f"SELECT string_agg(concat_ws(',', {', '.join(fields)}), E'\\n') FROM ({select} OFFSET 0) s"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         text = cursor.fetchone()[0] or ""
-    columns = [name for name, _, _ in expressions]
     dtypes = {
-        name: object if dtype is str else float if dtype == JSON_NUMBER else dtype
-        for name, _, dtype in expressions
+        name: object if dtype is str else float if dtype == JSON_NUMBER else dtype for name, dtype in columns
     }
     if not text:
         return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
     return pd.read_csv(
-        io.StringIO(text), names=columns, header=None, dtype=dtypes, keep_default_na=False, na_values=[""]
+        io.StringIO(text),
+        names=list(dtypes),
+        header=None,
+        dtype=dtypes,
+        keep_default_na=False,
+        na_values=[""],
     )
 
 

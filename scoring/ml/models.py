@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -51,7 +53,7 @@ class MlSettings(models.Model):
     def __str__(self) -> str:
         return "Predictive scoring settings"
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.pk = 1  # a singleton: there is one blend for the whole CRM
         super().save(*args, **kwargs)
 

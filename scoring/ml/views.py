@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from leadcrm.http import HtmxHttpRequest, request_user
 from leadcrm.permissions import manager_required
 from scoring.ml import reports, services
 from scoring.ml.models import TrainingRun
@@ -45,7 +46,7 @@ def fairness(request: HttpRequest) -> HttpResponse:
 
 @manager_required
 @require_POST
-def retrain(request: HttpRequest) -> HttpResponse:
+def retrain(request: HtmxHttpRequest) -> HttpResponse:
     run = services.request_retrain()
     if request.htmx:
         return render(request, "ml/partials/run.html", {"run": run})
@@ -71,5 +72,7 @@ def blend(request: HttpRequest) -> HttpResponse:
     messages.success(
         request, f"Queue priority now blends {weight:.0%} model probability with the rule score."
     )
-    schedule_recompute(reason="Blend weight changed", by=request.user)  # new priorities for every lead
+    schedule_recompute(
+        reason="Blend weight changed", by=request_user(request)
+    )  # new priorities for every lead
     return redirect("ml:accuracy")

@@ -33,7 +33,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser) -> Iterator[object]:  # noqa: ANN001
+def page(browser) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -41,7 +41,7 @@ def page(browser) -> Iterator[object]:  # noqa: ANN001
     context.close()
 
 
-def login(page, base_url: str, username: str, password: str = "pw-for-tests-123") -> None:  # noqa: ANN001
+def login(page, base_url: str, username: str, password: str = "pw-for-tests-123") -> None:
     """Log in through the real login form."""
     page.goto(f"{base_url}/login/")
     page.get_by_label("Username").fill(username)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from django.db import connections
 
-from chatbot import api, services
+from chatbot import api, faq
 from demo.site import install_demo_site
 from leadcrm.models import Lead
 from tests.browser.conftest import login
@@ -22,7 +22,7 @@ ALWAYS_OPEN = {day: [["00:00", "00:00"]] for day in ("mon", "tue", "wed", "thu",
 
 
 @pytest.fixture
-def asgi_server(transactional_db: None, settings) -> Iterator[str]:  # noqa: ANN001
+def asgi_server(transactional_db: None, settings) -> Iterator[str]:
     """Uvicorn serving config.asgi in a thread on a free loopback port (pytest-django's is WSGI-only)."""
     import uvicorn
 
@@ -33,7 +33,7 @@ def asgi_server(transactional_db: None, settings) -> Iterator[str]:  # noqa: ANN
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Per-process caches of sites and fitted FAQs must not leak between tests' databases.
     api._sites.clear()
-    services._faq_cache.clear()
+    faq._cache.clear()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -54,7 +54,7 @@ def asgi_server(transactional_db: None, settings) -> Iterator[str]:  # noqa: ANN
     connections.close_all()
 
 
-def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browser, asgi_server) -> None:  # noqa: ANN001
+def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browser, asgi_server) -> None:
     site = install_demo_site(origins=[asgi_server])
     site.business_hours = ALWAYS_OPEN
     site.save()
@@ -126,7 +126,7 @@ def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browse
     agent.close()
 
 
-def test_widget_survives_a_reload_and_a_network_drop(browser, asgi_server) -> None:  # noqa: ANN001
+def test_widget_survives_a_reload_and_a_network_drop(browser, asgi_server) -> None:
     site = install_demo_site(origins=[asgi_server])
     site.business_hours = ALWAYS_OPEN
     site.save()

@@ -25,7 +25,7 @@ def shot_dir(tmp_path: Path) -> Path:
     return DOCS if os.environ.get("DOCS_SCREENSHOTS") else tmp_path
 
 
-def rich_lead(owner, **fields) -> Lead:  # noqa: ANN001
+def rich_lead(owner, **fields) -> Lead:
     now = timezone.now()
     lead = make_lead(
         first_name=fields.pop("first_name", "Mia"),
@@ -94,7 +94,7 @@ def rich_lead(owner, **fields) -> Lead:  # noqa: ANN001
 
 def test_salesperson_filters_opens_a_lead_logs_an_outcome_and_sees_the_queue_update(
     page, live_server, tmp_path
-) -> None:  # noqa: ANN001
+) -> None:
     sam = make_user("sam", first_name="Sam", last_name="Seller")
     mia = rich_lead(sam)
     make_lead(first_name="Noah", last_name="Becker", grade="A2", priority=70, company_name="North Oak & Co")
@@ -154,7 +154,7 @@ def test_salesperson_filters_opens_a_lead_logs_an_outcome_and_sees_the_queue_upd
     assert Interaction.objects.filter(lead=mia, kind=InteractionKind.CALL, logged_by=sam).exists()
 
 
-def test_bad_input_in_the_panel_is_explained(page, live_server) -> None:  # noqa: ANN001
+def test_bad_input_in_the_panel_is_explained(page, live_server) -> None:
     sam = make_user("sam")
     lead = make_lead(first_name="Ada", last_name="Byron", owner=sam, priority=10)
     login(page, live_server.url, "sam")
@@ -176,7 +176,7 @@ def test_bad_input_in_the_panel_is_explained(page, live_server) -> None:  # noqa
     assert page.get_by_role("alert").get_by_text("Unknown grade 'Z9'").is_visible()
 
 
-def test_claiming_from_the_queue_and_seeing_a_new_live_chat(page, live_server) -> None:  # noqa: ANN001
+def test_claiming_from_the_queue_and_seeing_a_new_live_chat(page, live_server) -> None:
     make_user("sam")
     free = make_lead(first_name="Yara", last_name="Hughes", priority=30)
     quiet = make_lead(first_name="Kenji", last_name="Tanaka", priority=20)
@@ -195,7 +195,7 @@ def test_claiming_from_the_queue_and_seeing_a_new_live_chat(page, live_server) -
     page.locator("#queue-table tr", has_text="Kenji Tanaka").get_by_text("Live now").wait_for(timeout=25_000)
 
 
-def test_tablet_width_stacks_the_panel_under_the_queue(browser, live_server) -> None:  # noqa: ANN001
+def test_tablet_width_stacks_the_panel_under_the_queue(browser, live_server) -> None:
     make_user("sam")
     lead = make_lead(first_name="Zoe", last_name="Kim", priority=5)
     context = browser.new_context(viewport={"width": 768, "height": 1024})
@@ -211,7 +211,7 @@ def test_tablet_width_stacks_the_panel_under_the_queue(browser, live_server) -> 
         context.close()
 
 
-def test_keyboard_only_search_open_and_close(page, live_server) -> None:  # noqa: ANN001
+def test_keyboard_only_search_open_and_close(page, live_server) -> None:
     make_user("sam")
     lead = make_lead(first_name="Ines", last_name="Costa", priority=5)
     login(page, live_server.url, "sam")

@@ -8,7 +8,7 @@ from tests.factories import make_lead, make_user
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_salesperson_logs_in_lands_on_their_queue_and_sees_their_counts(page, live_server) -> None:  # noqa: ANN001
+def test_salesperson_logs_in_lands_on_their_queue_and_sees_their_counts(page, live_server) -> None:
     seller = make_user("sam")
     make_lead(owner=seller, first_name="Own", last_name="Lead")
     make_lead(first_name="Free", last_name="Lead")  # unassigned: visible
@@ -28,7 +28,7 @@ def test_salesperson_logs_in_lands_on_their_queue_and_sees_their_counts(page, li
     assert page.locator(".stats li").first.inner_text().startswith("2")
 
 
-def test_wrong_password_is_told_plainly(page, live_server) -> None:  # noqa: ANN001
+def test_wrong_password_is_told_plainly(page, live_server) -> None:
     make_user("sam")
     login(page, live_server.url, "sam", "wrong")
     assert page.get_by_role("alert").is_visible()

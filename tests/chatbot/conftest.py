@@ -8,13 +8,11 @@ from django.core.cache import cache
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> Iterator[None]:
-    """Throttle counters live in the cache; each test starts with none."""
-    from chatbot import services
+    """Throttle counters (in the cache) and per-process caches of sites and fitted FAQs start empty."""
+    from chatbot import api, faq
 
     cache.clear()
-    from chatbot import api
-
-    services._faq_cache.clear()
+    faq._cache.clear()
     api._sites.clear()
     yield
     cache.clear()

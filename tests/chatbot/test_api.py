@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from chatbot import services
 from chatbot.api import ChatIpThrottle, ChatVisitorThrottle
 from chatbot.models import Message
 from demo.site import install_demo_site
@@ -250,7 +249,7 @@ def test_page_identity_is_used_only_with_a_valid_signature(client, site) -> None
         visitor_id="visitor-signed-01",
         identity_email=email,
         identity_name="Victoria Page",
-        identity_signature=services.identity_signature(site, email),
+        identity_signature=site.identity_signature(email),
     )
     assert signed["identity_verified"] is True
     assert ", Victoria" in signed["messages"][0]["text"]

@@ -72,7 +72,7 @@ def test_segment_flow_greets_and_offers(site) -> None:
     assert texts[:2] == ["Welcome back, Ada, our VIP!", "10% off cakes today."]
 
 
-def run_in_own_loop(scenario) -> None:  # noqa: ANN001
+def run_in_own_loop(scenario) -> None:
     """Run an async scenario on a fresh loop in its own thread (a Playwright test may own this one)."""
     failure: list[BaseException] = []
 

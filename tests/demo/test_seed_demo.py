@@ -99,7 +99,7 @@ def test_bad_options_are_refused_plainly() -> None:
         call_command("seed_demo", "--leads", "-5", stdout=StringIO())
 
 
-def test_import_xeducation_adds_past_outcomes_without_leaky_columns(settings) -> None:  # noqa: ANN001
+def test_import_xeducation_adds_past_outcomes_without_leaky_columns(settings) -> None:
     if not (settings.SHARED_DATA_DIR / "xeducation_leads.csv").exists():
         pytest.skip("shared data folder not beside the project")
     seed("--import-xeducation", "--xeducation-limit", "300")

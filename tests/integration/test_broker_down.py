@@ -20,7 +20,7 @@ from tests.factories import make_lead
 pytestmark = pytest.mark.django_db
 
 
-def test_interaction_is_stored_when_the_broker_is_unreachable(django_capture_on_commit_callbacks) -> None:  # noqa: ANN001
+def test_interaction_is_stored_when_the_broker_is_unreachable(django_capture_on_commit_callbacks) -> None:
     lead = make_lead()
     Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=None)
     old = celery_app.conf.broker_url
@@ -60,7 +60,7 @@ def _broker_down() -> Iterator[None]:
 
 
 def test_retrain_requested_while_the_broker_is_down_is_sent_by_the_sweep(
-    django_capture_on_commit_callbacks,  # noqa: ANN001
+    django_capture_on_commit_callbacks,
 ) -> None:
     make_history(200, now=timezone.now(), seed=3)
     with _broker_down(), django_capture_on_commit_callbacks(execute=True) as callbacks:

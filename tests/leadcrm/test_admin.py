@@ -21,13 +21,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_manager(manager):  # noqa: ANN001, ANN201
+def staff_manager(manager):
     manager.is_staff = True
     manager.save()
     return manager
 
 
-def test_every_registered_admin_changelist_renders(client, staff_manager) -> None:  # noqa: ANN001
+def test_every_registered_admin_changelist_renders(client, staff_manager) -> None:
     lead = make_lead(
         score_breakdown=[{"rule": "Pricing page", "points": 15, "reason": "Visited pricing: +15"}]
     )
@@ -41,7 +41,7 @@ def test_every_registered_admin_changelist_renders(client, staff_manager) -> Non
         assert client.get(url + "?q=ada").status_code == 200, url
 
 
-def test_lead_change_page_shows_the_reasons(client, staff_manager) -> None:  # noqa: ANN001
+def test_lead_change_page_shows_the_reasons(client, staff_manager) -> None:
     lead = make_lead(
         score_breakdown=[{"rule": "Pricing page", "points": 15, "reason": "Visited pricing: +15"}]
     )
@@ -53,12 +53,12 @@ def test_lead_change_page_shows_the_reasons(client, staff_manager) -> None:  # n
 
 
 @pytest.mark.parametrize("model", [Lead, Interaction, Segment, FollowUp])
-def test_add_pages_render(client, staff_manager, model) -> None:  # noqa: ANN001
+def test_add_pages_render(client, staff_manager, model) -> None:
     client.force_login(staff_manager)
     assert client.get(reverse(f"admin:leadcrm_{model._meta.model_name}_add")).status_code == 200
 
 
-def test_admin_refuses_a_negative_employee_count_with_a_form_error(client, staff_manager) -> None:  # noqa: ANN001
+def test_admin_refuses_a_negative_employee_count_with_a_form_error(client, staff_manager) -> None:
     client.force_login(staff_manager)
     response = client.post(
         reverse("admin:leadcrm_lead_add"),
@@ -79,7 +79,7 @@ def test_admin_refuses_a_negative_employee_count_with_a_form_error(client, staff
     assert not Lead.objects.exists()
 
 
-def test_dynamic_segment_with_bad_criteria_is_a_form_error(client, staff_manager) -> None:  # noqa: ANN001
+def test_dynamic_segment_with_bad_criteria_is_a_form_error(client, staff_manager) -> None:
     client.force_login(staff_manager)
     response = client.post(
         reverse("admin:leadcrm_segment_add"),
@@ -90,7 +90,7 @@ def test_dynamic_segment_with_bad_criteria_is_a_form_error(client, staff_manager
     assert not Segment.objects.exists()
 
 
-def test_salesperson_cannot_enter_the_admin(client, salesperson) -> None:  # noqa: ANN001
+def test_salesperson_cannot_enter_the_admin(client, salesperson) -> None:
     client.force_login(salesperson)
     assert client.get("/admin/").status_code == 302
 
@@ -126,7 +126,7 @@ def lead_form_data(lead: Lead, **changes: object) -> dict[str, object]:
 
 def test_a_lead_won_in_the_admin_is_stamped_logged_rescored_and_counts_for_the_model(
     client, staff_manager, django_capture_on_commit_callbacks
-) -> None:  # noqa: ANN001
+) -> None:
     lead = make_lead(status="working", owner=staff_manager)
     # A prediction made before the outcome: the live-accuracy report judges it once the lead closes.
     ScoreSnapshot.objects.create(
@@ -155,7 +155,7 @@ def test_a_lead_won_in_the_admin_is_stamped_logged_rescored_and_counts_for_the_m
     assert (report.outcomes, report.won) == (1, 1)
 
 
-def test_a_lead_lost_in_the_admin_needs_a_reason_and_keeps_it(client, staff_manager) -> None:  # noqa: ANN001
+def test_a_lead_lost_in_the_admin_needs_a_reason_and_keeps_it(client, staff_manager) -> None:
     lead = make_lead(status="qualified")
     client.force_login(staff_manager)
     url = reverse("admin:leadcrm_lead_change", args=[lead.pk])
@@ -176,7 +176,7 @@ def test_a_lead_lost_in_the_admin_needs_a_reason_and_keeps_it(client, staff_mana
 
 def test_profile_edits_in_the_admin_rescore_and_stamp_consent(
     client, staff_manager, django_capture_on_commit_callbacks
-) -> None:  # noqa: ANN001
+) -> None:
     lead = make_lead(job_title="Intern")
     client.force_login(staff_manager)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -194,7 +194,7 @@ def test_profile_edits_in_the_admin_rescore_and_stamp_consent(
 
 def test_a_lead_added_in_the_admin_goes_through_create_lead(
     client, staff_manager, django_capture_on_commit_callbacks
-) -> None:  # noqa: ANN001
+) -> None:
     client.force_login(staff_manager)
     data = lead_form_data(Lead(email="new@example.com", first_name="New"), status="won")
     with django_capture_on_commit_callbacks(execute=True):
@@ -208,7 +208,7 @@ def test_a_lead_added_in_the_admin_goes_through_create_lead(
 
 def test_interactions_added_in_the_admin_bump_activity_and_rescore(
     client, staff_manager, django_capture_on_commit_callbacks
-) -> None:  # noqa: ANN001
+) -> None:
     lead = make_lead()
     client.force_login(staff_manager)
     when = timezone.now() - timezone.timedelta(hours=1)
@@ -234,7 +234,7 @@ def test_interactions_added_in_the_admin_bump_activity_and_rescore(
 
 def test_an_interaction_deleted_in_the_admin_rescores_its_lead(
     client, staff_manager, django_capture_on_commit_callbacks
-) -> None:  # noqa: ANN001
+) -> None:
     lead = make_lead()
     interaction = make_interaction(lead, "form_submit")
     client.force_login(staff_manager)

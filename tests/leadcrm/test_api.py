@@ -17,7 +17,7 @@ def api() -> APIClient:
     return APIClient()
 
 
-def as_user(api: APIClient, user) -> APIClient:  # noqa: ANN001
+def as_user(api: APIClient, user) -> APIClient:
     api.force_authenticate(user)
     return api
 
@@ -26,7 +26,7 @@ def test_anonymous_is_refused(api: APIClient) -> None:
     assert api.get("/api/v1/leads/").status_code == 401
 
 
-def test_token_authentication_works(api: APIClient, salesperson) -> None:  # noqa: ANN001
+def test_token_authentication_works(api: APIClient, salesperson) -> None:
     token = Token.objects.create(user=salesperson)
     api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     assert api.get("/api/v1/leads/").status_code == 200
@@ -38,7 +38,7 @@ def test_user_without_a_role_is_refused(api: APIClient) -> None:
     assert "role" in response.json()["detail"]
 
 
-def test_list_is_ordered_by_priority_and_paginated(api: APIClient, manager) -> None:  # noqa: ANN001
+def test_list_is_ordered_by_priority_and_paginated(api: APIClient, manager) -> None:
     low = make_lead(priority=10)
     high = make_lead(priority=90)
     data = as_user(api, manager).get("/api/v1/leads/").json()
@@ -46,7 +46,7 @@ def test_list_is_ordered_by_priority_and_paginated(api: APIClient, manager) -> N
     assert [row["id"] for row in data["results"]] == [high.pk, low.pk]
 
 
-def test_filters_search_and_ordering(api: APIClient, manager) -> None:  # noqa: ANN001
+def test_filters_search_and_ordering(api: APIClient, manager) -> None:
     a = make_lead(company_name="Cedar Works", status="working", source="referral", priority=5)
     make_lead(company_name="Iron Labs", status="new", source="paid_ads", priority=50)
     client = as_user(api, manager)
@@ -58,13 +58,13 @@ def test_filters_search_and_ordering(api: APIClient, manager) -> None:  # noqa: 
     assert client.get("/api/v1/leads/?ordering=priority").json()["results"][0]["id"] == a.pk
 
 
-def test_unknown_filter_value_is_a_400_with_a_message(api: APIClient, manager) -> None:  # noqa: ANN001
+def test_unknown_filter_value_is_a_400_with_a_message(api: APIClient, manager) -> None:
     response = as_user(api, manager).get("/api/v1/leads/?status=sleeping")
     assert response.status_code == 400
     assert "status" in response.json()
 
 
-def test_salesperson_sees_own_and_unassigned_only(api: APIClient, salesperson, other_salesperson) -> None:  # noqa: ANN001
+def test_salesperson_sees_own_and_unassigned_only(api: APIClient, salesperson, other_salesperson) -> None:
     mine = make_lead(owner=salesperson)
     free = make_lead()
     theirs = make_lead(owner=other_salesperson)
@@ -74,7 +74,7 @@ def test_salesperson_sees_own_and_unassigned_only(api: APIClient, salesperson, o
     assert client.get(f"/api/v1/leads/{theirs.pk}/").status_code == 404
 
 
-def test_create_lead_and_bad_input_gets_field_errors(api: APIClient, salesperson) -> None:  # noqa: ANN001
+def test_create_lead_and_bad_input_gets_field_errors(api: APIClient, salesperson) -> None:
     client = as_user(api, salesperson)
     ok = client.post(
         "/api/v1/leads/",
@@ -98,7 +98,7 @@ def test_create_lead_and_bad_input_gets_field_errors(api: APIClient, salesperson
     assert "already exists" in str(dup.json())
 
 
-def test_score_fields_are_read_only(api: APIClient, manager) -> None:  # noqa: ANN001
+def test_score_fields_are_read_only(api: APIClient, manager) -> None:
     lead = make_lead(priority=3)
     response = as_user(api, manager).patch(
         f"/api/v1/leads/{lead.pk}/", {"priority": 99, "rule_score": 99}, format="json"
@@ -108,7 +108,7 @@ def test_score_fields_are_read_only(api: APIClient, manager) -> None:  # noqa: A
     assert lead.priority == 3
 
 
-def test_status_change_through_the_api_is_logged(api: APIClient, salesperson) -> None:  # noqa: ANN001
+def test_status_change_through_the_api_is_logged(api: APIClient, salesperson) -> None:
     lead = make_lead(owner=salesperson)
     client = as_user(api, salesperson)
     bad = client.patch(f"/api/v1/leads/{lead.pk}/", {"status": "lost"}, format="json")
@@ -120,14 +120,14 @@ def test_status_change_through_the_api_is_logged(api: APIClient, salesperson) ->
     assert ok.json()["closed_at"] is not None
 
 
-def test_salesperson_cannot_change_an_unclaimed_lead(api: APIClient, salesperson) -> None:  # noqa: ANN001
+def test_salesperson_cannot_change_an_unclaimed_lead(api: APIClient, salesperson) -> None:
     lead = make_lead()
     response = as_user(api, salesperson).patch(f"/api/v1/leads/{lead.pk}/", {"city": "Oslo"}, format="json")
     assert response.status_code == 403
     assert "Claim" in response.json()["detail"]
 
 
-def test_salesperson_cannot_give_a_lead_away(api: APIClient, salesperson, other_salesperson) -> None:  # noqa: ANN001
+def test_salesperson_cannot_give_a_lead_away(api: APIClient, salesperson, other_salesperson) -> None:
     lead = make_lead(owner=salesperson)
     response = as_user(api, salesperson).patch(
         f"/api/v1/leads/{lead.pk}/", {"owner": other_salesperson.pk}, format="json"
@@ -135,7 +135,7 @@ def test_salesperson_cannot_give_a_lead_away(api: APIClient, salesperson, other_
     assert response.status_code == 400
 
 
-def test_interactions_create_and_list(api: APIClient, salesperson) -> None:  # noqa: ANN001
+def test_interactions_create_and_list(api: APIClient, salesperson) -> None:
     lead = make_lead(owner=salesperson)
     make_interaction(lead, "page_view")
     client = as_user(api, salesperson)
@@ -150,7 +150,7 @@ def test_interactions_create_and_list(api: APIClient, salesperson) -> None:  # n
     assert [r["kind"] for r in listed["results"]] == ["email_open", "page_view"]
 
 
-def test_bad_interaction_is_a_400_and_nothing_is_stored(api: APIClient, salesperson) -> None:  # noqa: ANN001
+def test_bad_interaction_is_a_400_and_nothing_is_stored(api: APIClient, salesperson) -> None:
     lead = make_lead(owner=salesperson)
     client = as_user(api, salesperson)
     for body in (
@@ -165,21 +165,21 @@ def test_bad_interaction_is_a_400_and_nothing_is_stored(api: APIClient, salesper
     assert not Interaction.objects.exists()
 
 
-def test_malformed_json_is_a_400(api: APIClient, manager) -> None:  # noqa: ANN001
+def test_malformed_json_is_a_400(api: APIClient, manager) -> None:
     response = as_user(api, manager).generic(
         "POST", "/api/v1/leads/", "{not json", content_type="application/json"
     )
     assert response.status_code == 400
 
 
-def test_schema_and_docs_are_served(client) -> None:  # noqa: ANN001
+def test_schema_and_docs_are_served(client) -> None:
     schema = client.get("/api/v1/schema/")
     assert schema.status_code == 200
     assert b"/api/v1/leads/{id}/interactions/" in schema.content
     assert client.get("/api/v1/docs/").status_code == 200
 
 
-def test_api_docs_load_swagger_ui_from_our_own_static_files(client) -> None:  # noqa: ANN001
+def test_api_docs_load_swagger_ui_from_our_own_static_files(client) -> None:
     html = client.get("/api/v1/docs/").content.decode()
     scripts = re.findall(r'<script src="([^"]+)"', html) + re.findall(r'<link[^>]+href="([^"]+\.css)"', html)
     assert scripts, html[:500]
@@ -187,7 +187,7 @@ def test_api_docs_load_swagger_ui_from_our_own_static_files(client) -> None:  # 
     assert all(client.get(src).status_code == 200 for src in scripts)
 
 
-def test_favicon_is_served(client) -> None:  # noqa: ANN001
+def test_favicon_is_served(client) -> None:
     response = client.get("/favicon.ico", follow=True)
     assert response.status_code == 200
     assert response.redirect_chain[-1][0].endswith("favicon.svg")

@@ -15,7 +15,7 @@ from tests.factories import make_follow_up, make_interaction, make_lead, make_se
 pytestmark = pytest.mark.django_db
 
 
-def ids(leads) -> list[int]:  # noqa: ANN001
+def ids(leads) -> list[int]:
     return [lead.pk for lead in leads]
 
 

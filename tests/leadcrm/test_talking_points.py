@@ -27,7 +27,7 @@ def view(url: str, days_ago: float = 1) -> Touch:
     return Touch("page_view", NOW - timedelta(days=days_ago), {"url": url})
 
 
-def texts(points) -> list[str]:  # noqa: ANN001
+def texts(points) -> list[str]:
     return [p.text for p in points]
 
 

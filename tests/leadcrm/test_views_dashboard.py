@@ -18,18 +18,18 @@ QUEUE = reverse("leadcrm:queue")
 
 
 @pytest.fixture
-def seller_client(client, salesperson):  # noqa: ANN001
+def seller_client(client, salesperson):
     client.force_login(salesperson)
     return client
 
 
 @pytest.fixture
-def manager_client(client, manager):  # noqa: ANN001
+def manager_client(client, manager):
     client.force_login(manager)
     return client
 
 
-def test_pages_need_a_login(client) -> None:  # noqa: ANN001
+def test_pages_need_a_login(client) -> None:
     response = client.get(QUEUE)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
@@ -38,7 +38,7 @@ def test_pages_need_a_login(client) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("n_leads", [3, 40])
 def test_queue_runs_the_same_few_queries_whatever_the_page_size(
     manager_client, salesperson, django_assert_num_queries, n_leads
-) -> None:  # noqa: ANN001
+) -> None:
     make_segment()
     for i in range(n_leads):
         make_lead(
@@ -58,7 +58,7 @@ def test_queue_runs_the_same_few_queries_whatever_the_page_size(
 
 def test_lead_panel_runs_a_fixed_handful_of_queries(
     seller_client, salesperson, django_assert_num_queries
-) -> None:  # noqa: ANN001
+) -> None:
     lead = make_lead(owner=salesperson)
     make_segment()
     make_follow_up(lead)
@@ -73,7 +73,7 @@ def test_lead_panel_runs_a_fixed_handful_of_queries(
 
 def test_salesperson_queue_shows_own_and_unassigned_rows_with_claim(
     seller_client, salesperson, other_salesperson
-) -> None:  # noqa: ANN001
+) -> None:
     mine = make_lead(first_name="Mine", priority=3, owner=salesperson)
     free = make_lead(
         first_name="Free",
@@ -95,7 +95,7 @@ def test_salesperson_queue_shows_own_and_unassigned_rows_with_claim(
     assert reverse("leadcrm:claim", args=[mine.pk]) not in html
 
 
-def test_unknown_filter_values_get_a_clear_message_not_a_500(seller_client) -> None:  # noqa: ANN001
+def test_unknown_filter_values_get_a_clear_message_not_a_500(seller_client) -> None:
     make_lead(first_name="Still", grade="A1")
     response = seller_client.get(
         QUEUE, {"grade": "Z9", "status": "maybe", "segment": "999", "sort": "chaos", "page": "x"}
@@ -111,7 +111,7 @@ def test_unknown_filter_values_get_a_clear_message_not_a_500(seller_client) -> N
     assert seller_client.get(QUEUE, {"grade": "Z9"}, **HX).status_code == 400
 
 
-def test_filters_and_search_narrow_the_table(seller_client) -> None:  # noqa: ANN001
+def test_filters_and_search_narrow_the_table(seller_client) -> None:
     make_lead(first_name="Anna", company_name="Retail Co", grade="A1", source="chat")
     make_lead(first_name="Bert", company_name="Steel Works", grade="C3", source="referral")
     html = seller_client.get(QUEUE, {"grade": "A"}, **HX).content.decode()
@@ -129,7 +129,7 @@ def test_filters_and_search_narrow_the_table(seller_client) -> None:  # noqa: AN
     assert "No leads match these filters" in html
 
 
-def test_lead_panel_for_htmx_and_whole_page_for_a_direct_visit(seller_client, salesperson) -> None:  # noqa: ANN001
+def test_lead_panel_for_htmx_and_whole_page_for_a_direct_visit(seller_client, salesperson) -> None:
     lead = make_lead(
         owner=salesperson,
         job_title="CEO",
@@ -150,7 +150,7 @@ def test_lead_panel_for_htmx_and_whole_page_for_a_direct_visit(seller_client, sa
     assert lead.display_name in page
 
 
-def test_a_lead_the_role_rule_hides_answers_404_everywhere(seller_client, other_salesperson) -> None:  # noqa: ANN001
+def test_a_lead_the_role_rule_hides_answers_404_everywhere(seller_client, other_salesperson) -> None:
     lead = make_lead(owner=other_salesperson)
     follow_up = make_follow_up(lead)
     for name in ("lead", "lead_timeline"):
@@ -167,7 +167,7 @@ def test_a_lead_the_role_rule_hides_answers_404_everywhere(seller_client, other_
 
 def test_claiming_assigns_the_lead_and_refreshes_the_queue(
     seller_client, salesperson, other_salesperson
-) -> None:  # noqa: ANN001
+) -> None:
     lead = make_lead()
     response = seller_client.post(reverse("leadcrm:claim", args=[lead.pk]), HTTP_HX_TARGET="lead-panel", **HX)
     assert response.status_code == 200
@@ -176,7 +176,7 @@ def test_claiming_assigns_the_lead_and_refreshes_the_queue(
     assert Lead.objects.get(pk=lead.pk).owner == salesperson
 
 
-def test_claiming_a_lead_someone_owns_is_a_clear_conflict(manager_client, other_salesperson) -> None:  # noqa: ANN001
+def test_claiming_a_lead_someone_owns_is_a_clear_conflict(manager_client, other_salesperson) -> None:
     lead = make_lead(owner=other_salesperson)
     response = manager_client.post(
         reverse("leadcrm:claim", args=[lead.pk]), HTTP_HX_TARGET="lead-panel", **HX
@@ -186,7 +186,7 @@ def test_claiming_a_lead_someone_owns_is_a_clear_conflict(manager_client, other_
     assert Lead.objects.get(pk=lead.pk).owner == other_salesperson
 
 
-def test_outcome_on_an_unclaimed_lead_says_claim_first(seller_client) -> None:  # noqa: ANN001
+def test_outcome_on_an_unclaimed_lead_says_claim_first(seller_client) -> None:
     lead = make_lead()
     response = seller_client.post(
         reverse("leadcrm:log_outcome", args=[lead.pk]), {"kind": "call", "notes": "hi"}, **HX
@@ -196,7 +196,7 @@ def test_outcome_on_an_unclaimed_lead_says_claim_first(seller_client) -> None:  
     assert not Interaction.objects.filter(lead=lead).exists()
 
 
-def test_logging_a_call_and_winning_records_both_and_triggers_the_queue(seller_client, salesperson) -> None:  # noqa: ANN001
+def test_logging_a_call_and_winning_records_both_and_triggers_the_queue(seller_client, salesperson) -> None:
     lead = make_lead(owner=salesperson, status="working")
     response = seller_client.post(
         reverse("leadcrm:log_outcome", args=[lead.pk]),
@@ -216,7 +216,7 @@ def test_logging_a_call_and_winning_records_both_and_triggers_the_queue(seller_c
     assert lead.display_name not in seller_client.get(QUEUE, **HX).content.decode()
 
 
-def test_lost_needs_a_reason_and_bad_outcomes_are_form_errors(seller_client, salesperson) -> None:  # noqa: ANN001
+def test_lost_needs_a_reason_and_bad_outcomes_are_form_errors(seller_client, salesperson) -> None:
     lead = make_lead(owner=salesperson)
     url = reverse("leadcrm:log_outcome", args=[lead.pk])
     response = seller_client.post(url, {"kind": "call", "status": "lost"}, **HX)
@@ -232,7 +232,7 @@ def test_lost_needs_a_reason_and_bad_outcomes_are_form_errors(seller_client, sal
     assert not Interaction.objects.filter(lead=lead).exists()
 
 
-def test_follow_up_in_the_past_is_refused_with_a_message(seller_client, salesperson) -> None:  # noqa: ANN001
+def test_follow_up_in_the_past_is_refused_with_a_message(seller_client, salesperson) -> None:
     lead = make_lead(owner=salesperson)
     url = reverse("leadcrm:add_follow_up", args=[lead.pk])
     past = (timezone.localtime() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
@@ -257,7 +257,7 @@ def test_follow_up_in_the_past_is_refused_with_a_message(seller_client, salesper
     assert FollowUp.objects.get().done_at is not None
 
 
-def test_follow_ups_page_lists_due_today_and_the_nav_badge_counts_them(seller_client, salesperson) -> None:  # noqa: ANN001
+def test_follow_ups_page_lists_due_today_and_the_nav_badge_counts_them(seller_client, salesperson) -> None:
     lead = make_lead(owner=salesperson, first_name="Dora")
     make_follow_up(
         lead, assigned_to=salesperson, due_at=timezone.now() - timedelta(minutes=5), note="Overdue call"
@@ -269,7 +269,7 @@ def test_follow_ups_page_lists_due_today_and_the_nav_badge_counts_them(seller_cl
     assert 'aria-label="1 due today"' in badge
 
 
-def test_timeline_filters_by_kind_and_rejects_unknown_kinds(seller_client, salesperson) -> None:  # noqa: ANN001
+def test_timeline_filters_by_kind_and_rejects_unknown_kinds(seller_client, salesperson) -> None:
     lead = make_lead(owner=salesperson)
     make_interaction(lead, "page_view", payload={"url": "/pricing"})
     make_interaction(lead, "chat_message", payload={"text": "hello there"})
@@ -284,7 +284,7 @@ def test_timeline_filters_by_kind_and_rejects_unknown_kinds(seller_client, sales
 
 def test_live_conversation_panel_is_loaded_only_when_the_chat_app_serves_it(
     seller_client, salesperson, monkeypatch
-) -> None:  # noqa: ANN001
+) -> None:
     from leadcrm import views
 
     lead = make_lead(owner=salesperson, live_until=timezone.now() + timedelta(minutes=1))
@@ -308,7 +308,7 @@ def test_live_panel_url_falls_back_to_none_without_the_route() -> None:
     assert url == expected
 
 
-def test_reports_are_for_managers(seller_client, client, manager) -> None:  # noqa: ANN001
+def test_reports_are_for_managers(seller_client, client, manager) -> None:
     from django.core.cache import cache
 
     from leadcrm.reports import PERIODS
@@ -326,7 +326,7 @@ def test_reports_are_for_managers(seller_client, client, manager) -> None:  # no
     assert client.get(reverse("leadcrm:reports"), {"period": "forever"}).status_code == 400
 
 
-def test_home_lands_with_counts_and_the_top_of_the_queue(seller_client, salesperson) -> None:  # noqa: ANN001
+def test_home_lands_with_counts_and_the_top_of_the_queue(seller_client, salesperson) -> None:
     make_lead(first_name="Top", priority=99)
     html = seller_client.get(reverse("home")).content.decode()
     assert "Who to talk to next" in html
@@ -334,7 +334,7 @@ def test_home_lands_with_counts_and_the_top_of_the_queue(seller_client, salesper
     assert reverse("leadcrm:queue") in html
 
 
-def test_home_lists_the_first_ten_follow_ups_due_and_links_to_the_rest(seller_client, salesperson) -> None:  # noqa: ANN001
+def test_home_lists_the_first_ten_follow_ups_due_and_links_to_the_rest(seller_client, salesperson) -> None:
     lead = make_lead(owner=salesperson)
     now = timezone.now()
     for i in range(12):
@@ -346,7 +346,7 @@ def test_home_lists_the_first_ten_follow_ups_due_and_links_to_the_rest(seller_cl
     assert reverse("leadcrm:follow_ups") in html
 
 
-def test_timeline_pages_back_with_before(seller_client, salesperson) -> None:  # noqa: ANN001
+def test_timeline_pages_back_with_before(seller_client, salesperson) -> None:
     from leadcrm.selectors import TIMELINE_LIMIT
 
     lead = make_lead(owner=salesperson)
@@ -366,7 +366,7 @@ def test_timeline_pages_back_with_before(seller_client, salesperson) -> None:  #
     assert "Back to newest" in second
 
 
-def test_queue_rows_escape_what_leads_typed(seller_client) -> None:  # noqa: ANN001
+def test_queue_rows_escape_what_leads_typed(seller_client) -> None:
     make_lead(
         first_name='<img src=x onerror="alert(1)">',
         company_name="<script>alert(2)</script>",
@@ -377,3 +377,46 @@ def test_queue_rows_escape_what_leads_typed(seller_client) -> None:  # noqa: ANN
     assert "<script>alert(2)" not in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
     assert "&lt;b&gt;bold&lt;/b&gt; (+5)" in html
+
+
+def test_a_lead_named_like_a_script_renders_escaped_on_every_page(seller_client) -> None:
+    hostile = "<script>alert(1)</script>"
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    lead = make_lead(first_name=hostile, last_name="", company_name=hostile)
+    make_interaction(lead, "chat_message", payload={"text": hostile}, sentiment=0.2)
+    make_segment(name=hostile)  # an option of the queue's segment filter
+    lead_url = reverse("leadcrm:lead", args=[lead.pk])
+    pages = {
+        "queue": seller_client.get(QUEUE).content.decode(),
+        "queue table": seller_client.get(QUEUE, {"q": "script"}, **HX).content.decode(),
+        "panel": seller_client.get(lead_url, **HX).content.decode(),
+        "lead page": seller_client.get(lead_url).content.decode(),
+        "timeline": seller_client.get(
+            reverse("leadcrm:lead_timeline", args=[lead.pk]), **HX
+        ).content.decode(),
+    }
+    for name, html in pages.items():
+        assert "<script>alert" not in html, name
+    assert f">{escaped}</a>" in pages["queue table"]  # the row's name link
+    assert f'aria-label="Claim {escaped}"' in pages["queue table"]
+    assert f">{escaped}</option>" in pages["queue"]
+    assert f'<h2 id="lead-heading" tabindex="-1">{escaped}</h2>' in pages["panel"]
+    assert f"<title>{escaped} · Queue · LeadCRM</title>" in pages["lead page"]
+    assert f"<strong>Chat message</strong> — {escaped}" in pages["timeline"]
+
+
+def test_an_empty_queue_says_why_and_links_back_to_the_whole_queue(seller_client) -> None:
+    html = seller_client.get(QUEUE, **HX).content.decode()
+    assert "No leads yet. New leads appear here as they arrive" in html
+    html = seller_client.get(QUEUE, {"grade": "A"}, **HX).content.decode()
+    assert f'No leads match these filters. <a href="{QUEUE}">Show the whole queue</a>' in html
+
+
+def test_filter_selects_keep_the_chosen_values(seller_client) -> None:
+    html = seller_client.get(QUEUE).content.decode()
+    assert '<option value="priority" selected>Priority</option>' in html  # the default sort
+    html = seller_client.get(QUEUE, {"grade": "A", "sort": "name", "status": "all"}).content.decode()
+    assert '<option value="A" selected>A (any engagement)</option>' in html
+    assert '<option value="name" selected>Name</option>' in html
+    assert '<option value="all" selected>All statuses</option>' in html
+    assert html.count(" selected>") == 5  # grade, segment (any), source (any), status, sort

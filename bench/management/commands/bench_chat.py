@@ -27,6 +27,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from bench.processes import child_env
 from chatbot.models import Site
 from demo.site import install_demo_site
 
@@ -152,7 +153,7 @@ class Command(BaseCommand):
                 question=entry.question, defaults={"variants": entry.variants, "answer": entry.answer}
             )
         port = free_port()
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "DEBUG": "1"}
+        env = child_env(DJANGO_SETTINGS_MODULE="bench.settings", DEBUG="1")
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -221,6 +222,7 @@ class Command(BaseCommand):
 
     async def _run(self, port: int, n: int, m: int, think: float, seed: int, ramp: float) -> dict[str, Any]:
         from websockets.asyncio.client import connect
+        from websockets.typing import Origin
 
         rng = random.Random(seed)
         run = uuid.uuid4().hex[:12]  # fresh visitors each run (a known visitor id resumes its chat)
@@ -275,7 +277,8 @@ class Command(BaseCommand):
                         while not done.is_set():
                             try:
                                 async with connect(
-                                    f"ws://127.0.0.1:{port}/ws/chat/visitor/{token}/", origin=BENCH_ORIGIN
+                                    f"ws://127.0.0.1:{port}/ws/chat/visitor/{token}/",
+                                    origin=Origin(BENCH_ORIGIN),
                                 ) as ws:
                                     open_now += 1
                                     peak = max(peak, open_now)

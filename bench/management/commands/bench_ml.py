@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import time
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from django.core.management import call_command
@@ -17,23 +18,32 @@ from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
 from bench import synthetic
+from bench.processes import forget_inherited_connections
 from leadcrm.models import Interaction, Lead
 from scoring.ml import services
-from scoring.ml.features import predict_batch
+from scoring.ml.features import Batch, predict_batch
 from scoring.ml.models import ModelVersion
+from scoring.ml.pipeline import Scorer
 
 
 def _worker_init() -> None:
-    connections.close_all()
+    forget_inherited_connections()
     threadpool_limits(1)
     gc.freeze()  # as config.celery does in each worker process
 
 
-_BATCHES: list = []  # features built before forking: the model-only figure leaves SQL out
+_BATCHES: list[Batch] = []  # features built before forking: the model-only figure leaves SQL out
+
+
+def _promoted_scorer() -> Scorer:
+    loaded = services.load_promoted()
+    if loaded is None:
+        raise CommandError("No model is promoted.")
+    return loaded[1]
 
 
 def _model_only(index: int) -> int:
-    _, scorer = services.load_promoted()
+    scorer = _promoted_scorer()
     X = scorer.schema.encode(_BATCHES[index].frame)
     _, effects = scorer.explain(X)
     scorer.factors_json(X, effects)
@@ -44,6 +54,8 @@ def _predict_chunk(job: tuple[list[int], datetime]) -> tuple[int, float]:
     lead_ids, now = job
     cpu = time.process_time()
     result = services.predict_for_leads(lead_ids, now=now)
+    if result is None:
+        raise CommandError("No model is promoted.")
     return int(np.isfinite(result.probability).sum()), time.process_time() - cpu
 
 
@@ -70,7 +82,7 @@ class Command(BaseCommand):
             help="keep the leads a previous --fresh run inserted; delete only the models",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("Run the benchmark on PostgreSQL: set DATABASE_URL to a database of its own.")
         call_command("migrate", verbosity=0)  # a new, empty bench database works as it is
@@ -133,7 +145,7 @@ class Command(BaseCommand):
 
             # The model alone (features already built: encode, probability, reasons), one thread in
             # each of the same worker processes, to show where the time goes.
-            _, scorer = services.load_promoted()
+            scorer = _promoted_scorer()
             _BATCHES.clear()
             for part in chunks[: max(2 * workers, 10)]:
                 _BATCHES.append(predict_batch(part, now=now, names=scorer.schema.names))

@@ -1,12 +1,12 @@
 """Page benchmark: the queue and the lead context under 4 concurrent clients, on 1,000,000 leads.
 
-    .venv/bin/python bench/bench_pages.py                 # load 1M leads into bench_dash, serve, measure
-    .venv/bin/python bench/bench_pages.py --reuse         # keep the loaded data (fast re-runs)
-    .venv/bin/python bench/bench_pages.py --leads 100000 --duration 10
+    make bench-pages                                            # 1M leads into bench_dash, serve, measure
+    make bench-pages BENCH_ARGS=--reuse                         # keep the loaded data (fast re-runs)
+    DATABASE_URL=postgres://…/bench_dash DEBUG=1 .venv/bin/python manage.py bench_pages --leads 100000
 
-1. Loads leads, interactions, score history, segments and follow-ups into a separate PostgreSQL
-   database with set-based SQL (INSERT … SELECT FROM generate_series): a million leads in well
-   under a minute, no per-row Python.
+1. Loads leads, interactions, score history, segments and follow-ups into the PostgreSQL database
+   of DATABASE_URL (REPLACING its CRM rows: give it a database of its own) with set-based SQL
+   (INSERT … SELECT FROM generate_series): a million leads in well under a minute, no per-row Python.
 2. Serves the app with gunicorn on 127.0.0.1 (DEBUG off) against that database.
 3. Logs in 4 salespeople/manager through the real login form and drives the pages from 4 Python
    threads (http.client, loopback only) for --duration seconds after a warm-up.
@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -30,55 +29,26 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "bench-pass-123"  # noqa: S105 — local benchmark users only
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+
+from bench.processes import configured_database_url
+from leadcrm.models import Interaction, Lead
+
+ROOT = Path(__file__).resolve().parents[3]
+PASSWORD = "bench-pass-123"
 SALES = ("bench_sales1", "bench_sales2", "bench_sales3")
 MANAGER = "bench_manager"
 HOT_LEADS = 5_000  # the top of the queue gets rich histories: those are the leads people open
 TARGETS = {"queue_p95_ms": 100.0, "lead_context_p95_ms": 150.0}
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", default="bench_dash", help="PostgreSQL database to (re)create and load")
-    parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432", help="server URL, no db name")
-    parser.add_argument("--leads", type=int, default=1_000_000)
-    parser.add_argument("--interactions", type=int, default=3_000_000, help="spread over all leads")
-    parser.add_argument("--reuse", action="store_true", help="keep data if the lead count already matches")
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of measurement")
-    parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--port", type=int, default=0, help="0 = a free port")
-    return parser.parse_args()
-
-
 # --- Loading ----------------------------------------------------------------------------------
-
-
-def setup_django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret")
-    os.environ.pop("REDIS_URL", None)
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
-def ensure_database(pg: str, name: str) -> None:
-    import psycopg
-
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        sys.exit(f"Database name {name!r}: use lowercase letters, digits and underscores.")
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def ensure_users() -> dict[str, int]:
@@ -273,7 +243,7 @@ def free_port() -> int:
 
 def start_gunicorn(database_url: str, port: int, workers: int) -> subprocess.Popen:
     env = {
-        **os.environ,
+        **os.environ,  # the same settings module as this process (under pytest: the tests')
         "DATABASE_URL": database_url,
         "SECRET_KEY": "bench-only-secret",
         "DEBUG": "0",
@@ -346,7 +316,10 @@ class Client:
 
     def login(self, username: str) -> None:
         _, html = self.request("GET", "/login/")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+        if match is None:
+            sys.exit("no CSRF token on /login/")
+        token = match.group(1)
         body = urlencode({"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token})
         status, _ = self.request("POST", "/login/", body, {"Referer": f"http://127.0.0.1:{self.port}/login/"})
         if status != 302 or "sessionid" not in self.cookies:
@@ -362,7 +335,11 @@ def drive(
     errors: list[str],
 ) -> None:
     client = Client(port)
-    client.login(username)
+    try:
+        client.login(username)
+    except SystemExit as exc:  # a thread's sys.exit would vanish silently
+        errors.append(f"{username}: {exc}")
+        return
     status, html = client.request("GET", "/crm/")
     lead_ids = [int(i) for i in re.findall(r'data-lead-id="(\d+)"', html)]
     status2, html2 = client.request("GET", "/crm/?page=2")
@@ -440,17 +417,36 @@ def percentile(values: list[float], q: float) -> float:
     return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo), 1)
 
 
-def main() -> None:
-    args = parse_args()
-    database_url = f"{args.pg}/{args.db}"
-    ensure_database(args.pg, args.db)
-    setup_django(database_url)
-    from django.core.management import call_command
-    from django.db import connection
+class Command(BaseCommand):
+    help = __doc__.split("\n\n")[0]
 
-    from leadcrm.models import Interaction, Lead
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--leads", type=int, default=1_000_000)
+        parser.add_argument("--interactions", type=int, default=3_000_000, help="spread over all leads")
+        parser.add_argument(
+            "--reuse", action="store_true", help="keep data if the lead count already matches"
+        )
+        parser.add_argument("--clients", type=int, default=4)
+        parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+        parser.add_argument("--duration", type=float, default=30.0, help="seconds of measurement")
+        parser.add_argument("--warmup", type=float, default=5.0)
+        parser.add_argument("--port", type=int, default=0, help="0 = a free port")
 
-    print(f"Migrating {args.db}…", file=sys.stderr)
+    def handle(self, *args: Any, **options: Any) -> None:
+        if connection.vendor != "postgresql":
+            raise CommandError(
+                "bench_pages loads PostgreSQL with set-based SQL: set DATABASE_URL to a PostgreSQL "
+                "database of its own (make bench-pages does)."
+            )
+        summary = run(SimpleNamespace(**options))
+        self.stdout.write(json.dumps(summary))
+        if summary["error_count"]:
+            raise CommandError(f"{summary['error_count']} requests failed: {summary['errors'][:3]}")
+
+
+def run(args: SimpleNamespace) -> dict[str, Any]:
+    url = configured_database_url()
+    print(f"Migrating {connection.settings_dict['NAME']}…", file=sys.stderr)
     call_command("migrate", verbosity=0)
     users = ensure_users()
     load_timings: dict[str, float] = {}
@@ -463,7 +459,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]  # the machine is shared: record how busy it was
     port = args.port or free_port()
-    server = start_gunicorn(database_url, port, args.workers)
+    server = start_gunicorn(url, port, args.workers)
     results: dict[str, list[float]] = {}
     errors: list[str] = []
     try:
@@ -484,7 +480,7 @@ def main() -> None:
         # CPU actually spent serving (app workers + database backends) during the measured window:
         # on a shared machine this, unlike latency, does not depend on what else is running.
         time.sleep(args.warmup + 3)  # logins and warm-up
-        pids = server_pids(server.pid, database_url)
+        pids = server_pids(server.pid, url)
         cpu_start, window_start = cpu_seconds(pids), time.perf_counter()
         time.sleep(max(0.0, args.duration - 4))
         cpu_used, window = cpu_seconds(pids) - cpu_start, time.perf_counter() - window_start
@@ -532,9 +528,4 @@ def main() -> None:
         and summary["queue_p95_ms"] <= TARGETS["queue_p95_ms"]
         and summary["lead_context_p95_ms"] <= TARGETS["lead_context_p95_ms"]
     )
-    print(json.dumps(summary))
-    sys.exit(0 if not errors else 1)
-
-
-if __name__ == "__main__":
-    main()
+    return summary

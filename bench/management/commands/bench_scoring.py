@@ -26,8 +26,9 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from bench.processes import child_env
 from leadcrm.models import Interaction, Lead
-from scoring import services
+from scoring import defaults, services
 from scoring.models import Category, GradeBand, Operator, RecomputeRun, Rule, RuleChange
 
 BENCH_MARK = "bench_scoring"  # stored in leads' utm_campaign so a rerun can reuse its own data
@@ -254,7 +255,7 @@ class Command(BaseCommand):
             connection.set_autocommit(old_autocommit)
 
     def _install_rules(self) -> int:
-        expected = {spec["name"] for spec in services.DEFAULT_RULES} | {spec["name"] for spec in EXTRA_RULES}
+        expected = {spec["name"] for spec in defaults.DEFAULT_RULES} | {spec["name"] for spec in EXTRA_RULES}
         if set(Rule.objects.values_list("name", flat=True)) == expected and GradeBand.objects.exists():
             # A rerun on the same data keeps its rules (and so the stored scores stay comparable).
             Rule.objects.filter(name="Referral").update(points=10)
@@ -263,7 +264,7 @@ class Command(BaseCommand):
         Rule.objects.all().delete()
         GradeBand.objects.all().delete()
         RecomputeRun.objects.all().delete()
-        services.install_default_rules()
+        defaults.install_default_rules()
         for spec in EXTRA_RULES:
             rule = Rule(**spec)
             rule.full_clean()
@@ -290,14 +291,14 @@ class Command(BaseCommand):
         from leadcrm.services import record_interaction
 
         queue = f"bench-scoring-{os.getpid()}"
-        env = {**os.environ, "CELERY_TASK_ALWAYS_EAGER": "0"}
+        env = child_env(CELERY_TASK_ALWAYS_EAGER="0")
         worker = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "celery",
                 "-A",
-                "leadcrm",
+                "config",
                 "worker",
                 "-Q",
                 queue,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ class Command(BaseCommand):
             "--threshold", type=float, default=0.35, help="confidence threshold for the answered-rate figures"
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         path = Path(str(options["file"]))
         if not path.exists():
             raise CommandError(f"{path} does not exist; pass --file with a CSV of text, category, split.")
