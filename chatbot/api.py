@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -119,7 +119,7 @@ class PublicChatView(APIView):
         self.site = site
         super().initial(request, *args, **kwargs)
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         with CHAT_DB_SLOTS:
             try:
                 return super().dispatch(request, *args, **kwargs)
@@ -140,7 +140,8 @@ class PublicChatView(APIView):
         return response
 
     @extend_schema(exclude=True)
-    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    # DRF hands handlers its Request; its stubs ignore the same override of View.options.
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:  # type: ignore[override]
         """CORS preflight: 204 for allowed origins (headers added in finalize_response), 403 otherwise."""
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -165,7 +166,8 @@ class PublicChatView(APIView):
 
 class ActionSerializer(serializers.Serializer):
     type = serializers.CharField()
-    label = serializers.CharField()
+    # The metaclass moves declared fields off the class; the stubs see Field.label (a str).
+    label = serializers.CharField()  # type: ignore[assignment]
 
 
 class MessageOut(serializers.Serializer):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -153,6 +153,14 @@ class Reply:
     city: str = ""
 
 
+class Carried(TypedDict):
+    """What the visitor revealed so far; every reply carries it, whatever its action."""
+
+    negative_count: int
+    interests: list[str]
+    city: str
+
+
 HUMAN_ACTION = {"type": "handoff", "label": "Talk to a person"}
 HELPFUL_ACTIONS = [
     {"type": "helpful", "value": True, "label": "Yes, thanks"},
@@ -164,7 +172,7 @@ def reply_to(text: str, *, state: BotState, hit: FaqHit | None, sentiment: float
     """Decide the bot's answer to one visitor message (the conversation is with the bot)."""
     negative = state.negative_count + (1 if is_negative(sentiment) else 0)
     interests, city = stated_interests(text), stated_city(text)
-    base = {"negative_count": negative, "interests": interests, "city": city}
+    base: Carried = {"negative_count": negative, "interests": interests, "city": city}
     if wants_human(text):
         return Reply("handoff", "", unsure_count=0, **base)
     if negative >= state.negative_limit:

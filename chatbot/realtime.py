@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -70,10 +71,12 @@ def send_now(groups: Iterable[str], *events: dict[str, Any]) -> None:
     async def deliver() -> None:
         for group, event in pairs:
             try:
-                await layer.group_send(group, event)
-            except Exception:
+                # Bounded: a hung Redis must not hold the request (or the loop's task) for long.
+                await asyncio.wait_for(layer.group_send(group, event), timeout=SEND_TIMEOUT_S)
+            except Exception as exc:
                 # Best-effort: the message is stored; clients resync when they (re)connect.
-                logger.warning("Could not deliver chat event to %s", group, exc_info=True)
+                _report_send_failure(group, exc)
+                return  # the layer is away: the other groups would wait just as long
 
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     if loop is not None and loop.is_running():
@@ -87,6 +90,24 @@ def send_now(groups: Iterable[str], *events: dict[str, Any]) -> None:
         worker = threading.Thread(target=asyncio.run, args=(deliver(),), daemon=True)
         worker.start()
         worker.join(timeout=5)
+
+
+SEND_TIMEOUT_S = 1.0
+_last_failure_logged = 0.0
+
+
+def _report_send_failure(group: str, exc: BaseException) -> None:
+    """One warning per 30 s while the channel layer is away, not one traceback per message."""
+    global _last_failure_logged
+    if time.monotonic() - _last_failure_logged > 30:
+        _last_failure_logged = time.monotonic()
+        logger.warning(
+            "Could not deliver chat events (to %s and maybe others): %s: %s; messages are stored and "
+            "clients catch up when they reconnect",
+            group,
+            type(exc).__name__,
+            exc,
+        )
 
 
 def send_on_commit(groups: Sequence[str], *events: dict[str, Any]) -> None:

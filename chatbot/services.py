@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -73,11 +73,12 @@ def _lead_for_visitor(
         lead = Lead.objects.filter(visitor_id=visitor_id).order_by("-id").first()
     profile = {"preferred_language": language[:10], "timezone": _valid_timezone(tz)}
     if lead is None:
-        fields = {k: v for k, v in profile.items() if v}
+        # Any, as create_lead's **fields: a dict[str, str] could also fill its `now` (a datetime).
+        fields: dict[str, Any] = {k: v for k, v in profile.items() if v}
         if email:
             fields.update(email=email, first_name=first_name[:100], last_name=last_name[:100])
         return crm.create_lead(source=LeadSource.CHAT, visitor_id=visitor_id, **fields)
-    missing = {k: v for k, v in profile.items() if v and not getattr(lead, k)}
+    missing: dict[str, Any] = {k: v for k, v in profile.items() if v and not getattr(lead, k)}
     if lead.visitor_id != visitor_id:
         missing["visitor_id"] = visitor_id
     if missing:
@@ -500,9 +501,7 @@ def schedule_callback(
 
 
 @transaction.atomic
-def take_over(
-    *, conversation: Conversation, user: AbstractBaseUser, now: datetime | None = None
-) -> Conversation:
+def take_over(*, conversation: Conversation, user: User, now: datetime | None = None) -> Conversation:
     """A salesperson takes the chat from the bot (claims an unassigned lead); the visitor is told."""
     now = now or timezone.now()
     conversation = (
@@ -526,7 +525,7 @@ def take_over(
 
 @transaction.atomic
 def post_agent_message(
-    *, conversation: Conversation, user: AbstractBaseUser, text: str, now: datetime | None = None
+    *, conversation: Conversation, user: User, text: str, now: datetime | None = None
 ) -> Message:
     """A salesperson's reply: stored, logged as an interaction, pushed to the visitor in real time."""
     now = now or timezone.now()

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chatbot import realtime, selectors, services
 from chatbot.models import Conversation
+from leadcrm.http import HtmxHttpRequest, request_user
 from leadcrm.models import Lead
 from leadcrm.permissions import can_see_lead, manager_required
 
@@ -54,7 +55,7 @@ def agent_panel(request: HttpRequest, lead_id: int) -> HttpResponse:
 def take_over(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = _visible_conversation(request, conversation_id)
     try:
-        services.take_over(conversation=conversation, user=request.user)
+        services.take_over(conversation=conversation, user=request_user(request))
     except ValidationError as exc:
         return _panel(request, conversation.lead, error=" ".join(exc.messages), status=400)
     return _panel(request, conversation.lead)
@@ -67,7 +68,7 @@ def agent_reply(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = _visible_conversation(request, conversation_id)
     try:
         services.post_agent_message(
-            conversation=conversation, user=request.user, text=request.POST.get("text", "")
+            conversation=conversation, user=request_user(request), text=request.POST.get("text", "")
         )
     except ValidationError as exc:
         return render(
@@ -100,7 +101,7 @@ def agent_messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
 
 @login_required
 @require_GET
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: HtmxHttpRequest) -> HttpResponse:
     """Live chats (and chats waiting for a person) the user may see."""
     conversations = selectors.live_conversations(user=request.user)
     template = "chatbot/partials/inbox_list.html" if request.htmx else "chatbot/inbox.html"

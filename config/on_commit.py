@@ -1,44 +1,64 @@
 """Queue Celery work only after the transaction that made it necessary commits.
 
-The one helper every app uses. Tasks are named, not imported ("scoring.tasks.rescore_lead"): a
-service queues its own app's tasks without importing the tasks module that imports the service,
-and a name that no task carries fails loudly (KeyError) in tests, not silently in production.
+The one helper every app uses. Two promises:
+- **The database is the outbox.** Every service records what needs doing (a rescore request, a
+  queued run) in its own transaction; the task is only a nudge. A nudge that never arrives is
+  caught up by the periodic sweeps, so losing one delays work, never loses it.
+- **A request never waits on the broker.** Nudges are handed to a background thread that
+  publishes them; a broker that refuses, drops or hangs costs that thread a bounded timeout, not
+  the request. After a failure the thread stops trying for `PAUSE_AFTER_FAILURE` seconds and says
+  so once (not once per event), then tries again.
+
+Tasks are named, not imported ("scoring.tasks.rescore_lead"): a service queues its own app's tasks
+without importing the tasks module that imports the service, and a name no task carries fails
+loudly (KeyError) in tests, not silently in production.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from celery import Task
 from django.db import transaction
+from django.utils.module_loading import autodiscover_modules
 
 from config.celery import app
 
 logger = logging.getLogger(__name__)
 
+PAUSE_AFTER_FAILURE = 5.0  # seconds without publishing once the broker failed; the sweep runs meanwhile
+MAX_PENDING = 10_000  # nudges waiting for the publisher; past that they are dropped (the sweep has them)
+
 
 def task_named(name: str) -> Task:
     """The registered task `name`; every app's tasks module is imported on first use."""
     if name not in app.tasks:
-        app.loader.import_default_modules()  # Celery's autodiscovery of each installed app's tasks.py
+        autodiscover_modules("tasks")  # each installed app's tasks.py, as the worker imports them
     return app.tasks[name]
 
 
 def enqueue_on_commit(task_name: str, *args: Any) -> None:
-    """Send the task after commit; if the broker is down the commit still stands.
+    """Send the task after commit, without making the request wait for the broker.
 
-    The periodic sweeps find the work from the database later. Django logs a failed robust
-    callback by its __qualname__, which functools.partial lacks (it would turn "broker down"
-    into an AttributeError), so the callback is a named closure.
+    Django logs a failed robust callback by its __qualname__, which functools.partial lacks, so the
+    callback is a named closure; it never raises (the publisher reports failures itself).
     """
+    task_named(task_name)  # an unknown name fails here, in the caller's test, not later in a thread
     transaction.on_commit(_named_enqueue(task_name, args), robust=True)
 
 
 def _named_enqueue(task_name: str, args: tuple[Any, ...]) -> Callable[[], None]:
     def enqueue() -> None:
-        task_named(task_name).delay(*args)
+        if app.conf.task_always_eager:
+            task_named(task_name).delay(*args)  # the embedded shape and unit tests: run it here, now
+        else:
+            publisher().submit(task_name, args)
 
     enqueue.__qualname__ = f"enqueue {task_name}{args}"
     return enqueue
@@ -52,7 +72,91 @@ def enqueue_now(task_name: str, *args: Any) -> bool:
     task = task_named(task_name)
     try:
         task.delay(*args)
-    except Exception:  # broker still away
-        logger.warning("Could not enqueue %s%s; the next sweep retries", task_name, args)
+    except Exception as exc:  # broker still away
+        logger.warning("Could not enqueue %s%s (%s); the next sweep retries", task_name, args, exc)
         return False
     return True
+
+
+class Publisher:
+    """A daemon thread that sends nudges to the broker, with a pause after each failure."""
+
+    def __init__(self) -> None:
+        self.pending: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue(maxsize=MAX_PENDING)
+        self.paused_until = 0.0
+        self.failing_since: float | None = None
+        self.dropped = 0
+        self.sent = 0
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self._run, name="broker-publisher", daemon=True)
+        self.thread.start()
+
+    def submit(self, task_name: str, args: tuple[Any, ...]) -> None:
+        try:
+            self.pending.put_nowait((task_name, args))
+        except queue.Full:
+            self._drop(1, "the publisher's queue is full")
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every submitted nudge was sent or dropped (tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pending.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def _run(self) -> None:
+        while True:
+            task_name, args = self.pending.get()
+            try:
+                self._publish(task_name, args)
+            finally:
+                self.pending.task_done()
+
+    def _publish(self, task_name: str, args: tuple[Any, ...]) -> None:
+        if time.monotonic() < self.paused_until:
+            self._drop(1, "the broker failed moments ago")
+            return
+        try:
+            task_named(task_name).delay(*args)
+        except Exception as exc:
+            self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+                # One line per outage, not a traceback per event: the rows are already committed.
+                logger.warning(
+                    "Broker unreachable (%s: %s); tasks are not sent for now and the periodic "
+                    "sweep scores the waiting leads from the database",
+                    type(exc).__name__,
+                    exc,
+                )
+            self._drop(1, "")
+            return
+        self.sent += 1
+        if self.failing_since is not None:
+            logger.warning(
+                "Broker reachable again after %.0f s; %d nudges were left to the sweep",
+                time.monotonic() - self.failing_since,
+                self.dropped,
+            )
+            self.failing_since = None
+            self.dropped = 0
+
+    def _drop(self, count: int, reason: str) -> None:
+        self.dropped += count
+        if reason and self.dropped == count:
+            logger.warning("Not sending tasks (%s); the periodic sweep catches up", reason)
+
+
+_publisher: Publisher | None = None
+_publisher_lock = threading.Lock()
+
+
+def publisher() -> Publisher:
+    """This process's publisher (a forked child starts its own: threads do not survive fork)."""
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher.pid != os.getpid():
+            _publisher = Publisher()
+        return _publisher

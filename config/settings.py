@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,14 +109,27 @@ if IS_POSTGRES and DATABASE_POOL_MAX > 0:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": min(2, DATABASE_POOL_MAX),
         "max_size": DATABASE_POOL_MAX,
-        "timeout": 30,
+        # A database that is away must not hold web requests for long: they answer 503 instead.
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
     }
+if IS_POSTGRES:
+    # Fail fast when the server is unreachable (the default is to wait as long as the OS does).
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+        "DATABASE_CONNECT_TIMEOUT", default=3
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            # Fails open to a per-process cache while Redis is away or hung (config/cache.py).
+            "BACKEND": "config.cache.FailOpenRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+        }
+    }
     CHANNEL_LAYERS = {
         # socket_timeout above channels_redis' 5 s blocking pop: redis-py's default (5 s) made idle
         # websocket consumers crash with "Timeout reading from Redis".
@@ -132,6 +146,9 @@ else:
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+if REDIS_URL:
+    # kombu's Redis transport with the fix that keeps workers alive when Redis drops mid-task.
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -140,15 +157,23 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A broker that is down must not hang a web request: publishing fails fast, the row is already
-# committed, and the periodic sweep catches the work up from the database.
+# A broker that is down or hung must not hold anything up: web requests hand tasks to a background
+# publisher (config/on_commit.py), whose sends fail within these timeouts; the row is already
+# committed and the periodic sweep catches the work up from the database.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
+    "socket_timeout": 2,  # above the worker's 1 s BRPOP poll
+    "socket_connect_timeout": 1,
+    "health_check_interval": 10,
 }
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY = False
+# A full recompute's worker renews its lease after every chunk; once it runs out (the worker was
+# killed), the sweep hands the run to another worker.
+SCORING_RUN_LEASE_SECONDS = env.int("SCORING_RUN_LEASE_SECONDS", default=120)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}  # each app adds its periodic tasks below
 
@@ -218,7 +243,12 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=
 CELERY_BEAT_SCHEDULE.update(
     {
         # Rule scoring: rescore leads whose task was lost (broker away), and restart lost recomputes.
-        "scoring-sweep-stale": {"task": "scoring.tasks.sweep_stale_scores", "schedule": 10.0},
+        # Sweeps expire: while no worker consumes, they must not pile up and then run back to back.
+        "scoring-sweep-stale": {
+            "task": "scoring.tasks.sweep_stale_scores",
+            "schedule": 10.0,
+            "options": {"expires": 9.0},
+        },
         # Rule scoring: decay and day windows move at midnight UTC; refresh every lead just after.
         "scoring-refresh-decay": {
             "task": "scoring.tasks.refresh_decay",
@@ -230,6 +260,10 @@ CELERY_BEAT_SCHEDULE.update(
             "schedule": crontab(minute=0, hour=3, day_of_week=1),
         },
         # Predictive scoring: re-send retrains the broker lost; fail runs whose worker died.
-        "ml-sweep-runs": {"task": "scoring.ml.tasks.sweep_training_runs", "schedule": 60.0},
+        "ml-sweep-runs": {
+            "task": "scoring.ml.tasks.sweep_training_runs",
+            "schedule": 60.0,
+            "options": {"expires": 55.0},
+        },
     }
 )

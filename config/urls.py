@@ -37,3 +37,5 @@ urlpatterns = [
     path("chat/demo/", include("demo.urls")),  # the demo website, before the chat's staff pages
     path("chat/", include("chatbot.urls")),
 ]
+
+handler500 = "config.errors.server_error"  # a database outage answers 503, not 500

@@ -6,6 +6,7 @@ service. A Django ValidationError from a service becomes a 400 with field errors
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ import django_filters
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -247,7 +248,20 @@ class LeadViewSet(
         methods=["POST"],
         summary="Record an interaction for a lead (it is stored, then the lead is rescored)",
         request=InteractionSerializer,
-        responses={201: InteractionSerializer, 400: OpenApiResponse(description="Field errors")},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Your own id for this event (e.g. a UUID). A retry with the same key stores "
+                "nothing again and answers 200 with the event as first stored.",
+            )
+        ],
+        responses={
+            201: InteractionSerializer,
+            200: OpenApiResponse(InteractionSerializer, description="A retry: already stored"),
+            400: OpenApiResponse(description="Field errors"),
+        },
     )
     @action(
         detail=True,
@@ -264,11 +278,15 @@ class LeadViewSet(
             return self.get_paginated_response(InteractionSerializer(page, many=True).data)
         if not can_change_lead(request.user, lead):
             raise PermissionDenied("Claim this lead before logging interactions on it.")
+        key = idempotency_key(request)
+        if key and (stored := services.find_event(lead_id=lead.pk, client_event_id=key)) is not None:
+            return replayed(stored)
         serializer = InteractionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
             interaction = services.record_interaction(
+                client_event_id=key,
                 lead=lead,
                 kind=data["kind"],
                 occurred_at=data.get("occurred_at"),
@@ -280,3 +298,23 @@ class LeadViewSet(
         except DjangoValidationError as exc:
             raise as_api_error(exc) from None
         return Response(InteractionSerializer(interaction).data, status=status.HTTP_201_CREATED)
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,100}$")  # printable ASCII, no spaces
+
+
+def idempotency_key(request: Request) -> str:
+    """The client's id for this event (Idempotency-Key header); 400 when it is not a usable id."""
+    key = request.headers.get("Idempotency-Key", "")
+    if key and not IDEMPOTENCY_KEY.match(key):
+        raise ApiValidationError(
+            {"Idempotency-Key": ["Use 1–100 printable ASCII characters without spaces, e.g. a UUID."]}
+        )
+    return key
+
+
+def replayed(interaction: Interaction) -> Response:
+    """The answer to a retry: the event as first stored, and nothing stored again."""
+    response = Response(InteractionSerializer(interaction).data, status=status.HTTP_200_OK)
+    response["Idempotent-Replayed"] = "true"
+    return response

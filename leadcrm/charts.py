@@ -86,5 +86,6 @@ def bars(rows: Sequence[tuple[str, float]], *, fmt: str = "{:.0f}") -> list[Bar]
     """Horizontal bars scaled to the largest value (values below zero draw as empty)."""
     top = max((v for _, v in rows), default=0) or 1
     return [
-        Bar(label, value, round(100 * max(value, 0) / top, 1), fmt.format(value)) for label, value in rows
+        Bar(label, value, f"{round(100 * max(value, 0) / top, 1)}", fmt.format(value))
+        for label, value in rows
     ]

@@ -290,6 +290,8 @@ class Interaction(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=utc_now)
+    # The sender's own id for this event (the API's Idempotency-Key): a retried request is stored once.
+    client_event_id = models.CharField(max_length=100, blank=True, default="", db_default="")
 
     # Not columns: set by the leadcrm.selectors timeline reads, formatted once for the template.
     when_iso: str
@@ -304,6 +306,11 @@ class Interaction(models.Model):
             models.CheckConstraint(
                 condition=Q(sentiment__isnull=True) | (Q(sentiment__gte=-1) & Q(sentiment__lte=1)),
                 name="interaction_sentiment_in_range",
+            ),
+            models.UniqueConstraint(
+                fields=["lead", "client_event_id"],
+                condition=~Q(client_event_id=""),
+                name="interaction_client_event_once",
             ),
         ]
         indexes = [

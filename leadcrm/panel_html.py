@@ -3,7 +3,7 @@
 The timeline (30 items) and the three SVG charts (up to 60 points each) were most of the panel's
 render time: every `{{ i.payload.status_to }}` walks the template engine's lookup chain, and each
 chart point is three escaped lookups. As templates compiled once they took about 10 times as long
-(~3 ms more per panel, on an ~18 ms response; docs/benchmarks.md). The templates own the
+(3–4 ms more on a 17–19 ms panel response; docs/benchmarks.md). The templates own the
 surrounding structure and reach these through `{% timeline_items %}` and `{% line_chart %}`
 (`leadcrm.templatetags.lead_panel`); `tests/leadcrm/test_markup_golden.py` pins the markup.
 Pure: rows and charts in, escaped markup out.

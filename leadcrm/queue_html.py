@@ -1,9 +1,9 @@
 """The queue's rows as HTML, built in Python: the one source of this markup (no template has it).
 
 The queue is the hottest page: 50 rows, polled every 15 seconds by every open tab. The same rows
-as a Django template compiled once took about 5 times as long to render (~3 ms more per response,
-on a 5–8 ms response; docs/benchmarks.md), so the rows, and the empty state in their place, are
-assembled here with explicit escaping. The surrounding table stays a template
+as a Django template compiled once took 5–6 times as long to render (3–4 ms more on a 5–8 ms
+response; docs/benchmarks.md), so the rows, and the empty state in their place, are assembled
+here with explicit escaping. The surrounding table stays a template
 (`templates/leadcrm/partials/queue_table.html`), and `tests/leadcrm/test_markup_golden.py` pins
 the markup: a change here shows up as a reviewable HTML diff. Pure: rows and URLs in, markup out.
 """

@@ -262,6 +262,8 @@ class LeadContext:
     rules_down: list[dict[str, Any]]
     factors_up: list[dict[str, Any]]
     factors_down: list[dict[str, Any]]
+    # Why there is no probability, when the model in use could not give one (scoring.ml says so).
+    ml_unavailable: str = ""
 
 
 def _split(items: Sequence[Any], key: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -346,6 +348,14 @@ def lead_context(*, user: Any, lead_id: int, now: datetime | None = None) -> Lea
         rules_down=rules_down,
         factors_up=factors_up,
         factors_down=factors_down,
+        ml_unavailable=next(
+            (
+                str(f["unavailable"])
+                for f in lead.ml_factors or []
+                if isinstance(f, dict) and f.get("unavailable")
+            ),
+            "",
+        ),
     )
 
 

@@ -139,6 +139,8 @@ def _check_interaction_constraints(interaction: Interaction) -> None:
         "interaction_sentiment_in_range": lambda: (
             interaction.sentiment is None or -1 <= interaction.sentiment <= 1
         ),
+        # Enforced by the database; record_interaction returns the stored event on a conflict.
+        "interaction_client_event_once": lambda: True,
     }
     errors: list[ValidationError] = []
     for constraint in Interaction._meta.constraints:
@@ -167,9 +169,18 @@ def record_interaction(
     payload: Mapping[str, Any] | None = None,
     sentiment: float | None = None,
     logged_by: User | None = None,
+    client_event_id: str = "",
 ) -> Interaction:
-    """Store one interaction, bump the lead's last activity, and queue a rescore after commit."""
+    """Store one interaction, bump the lead's last activity, and queue a rescore after commit.
+
+    With a `client_event_id` the event is stored once per lead: a retry returns the stored one
+    (no second row, no second count in engagement rules).
+    """
     lead_id = lead if isinstance(lead, int) else lead.pk
+    if client_event_id:
+        stored = find_event(lead_id=lead_id, client_event_id=client_event_id)
+        if stored is not None:
+            return stored
     try:
         kind_value = InteractionKind(kind) if isinstance(kind, int) else InteractionKind.from_slug(str(kind))
     except ValueError as exc:
@@ -187,17 +198,29 @@ def record_interaction(
         sentiment=sentiment,
         logged_by=logged_by,
         created_at=now,
+        client_event_id=client_event_id,
     )
     interaction.full_clean(exclude=["lead"], validate_constraints=False)
     _check_interaction_constraints(interaction)
-    with transaction.atomic():
-        if not Lead.objects.filter(pk=lead_id).update(
-            last_activity_at=Greatest(Coalesce(F("last_activity_at"), occurred_at), occurred_at)
-        ):
-            raise ValidationError({"lead": f"Lead {lead_id} does not exist."})
-        interaction.save()
-        request_rescore(lead_id)
+    try:
+        with transaction.atomic():
+            if not Lead.objects.filter(pk=lead_id).update(
+                last_activity_at=Greatest(Coalesce(F("last_activity_at"), occurred_at), occurred_at)
+            ):
+                raise ValidationError({"lead": f"Lead {lead_id} does not exist."})
+            interaction.save()
+            request_rescore(lead_id)
+    except IntegrityError:
+        stored = find_event(lead_id=lead_id, client_event_id=client_event_id) if client_event_id else None
+        if stored is None:
+            raise
+        return stored  # a concurrent retry of the same event got there first
     return interaction
+
+
+def find_event(*, lead_id: int, client_event_id: str) -> Interaction | None:
+    """The interaction a client already sent with this id, if any."""
+    return Interaction.objects.filter(lead_id=lead_id, client_event_id=client_event_id).first()
 
 
 def change_status(

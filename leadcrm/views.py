@@ -6,14 +6,15 @@ history restore gets the whole page, so every URL also works as a plain link.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +25,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from leadcrm import charts, queue_html, reports, selectors, services
 from leadcrm.forms import FollowUpForm, OutcomeForm, QueueFilterForm, ReportForm, TimelineFilterForm
+from leadcrm.http import HtmxHttpRequest, request_user
 from leadcrm.models import FollowUp, InteractionKind
 from leadcrm.permissions import can_change_lead, is_manager, manager_required
 
@@ -31,9 +33,8 @@ PER_PAGE = 50
 QUEUE_CHANGED = "queue-changed"  # HX-Trigger event: the queue table re-fetches itself
 
 
-def _is_fragment_request(request: HttpRequest) -> bool:
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+def _is_fragment_request(request: HtmxHttpRequest) -> bool:
+    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _error_text(exc: ValidationError) -> str:
@@ -67,12 +68,19 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+HEALTH_STATEMENT_TIMEOUT_MS = 2000
+
+
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for load balancers: the database answers."""
-    with connection.cursor() as cursor:
+    """Liveness for load balancers: the database answers, within 2 s (503 with Retry-After if not)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SET LOCAL statement_timeout = {HEALTH_STATEMENT_TIMEOUT_MS}")
         cursor.execute("SELECT 1")
-    return JsonResponse({"ok": True})
+    response = JsonResponse({"ok": True})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 # --- Queue ------------------------------------------------------------------------------------
@@ -84,7 +92,7 @@ def _rows_html(
     lead_base = reverse("leadcrm:lead", args=[0])[:-2]  # "/crm/leads/"
     return queue_html.queue_rows(
         rows,
-        user_id=request.user.pk,
+        user_id=request_user(request).pk,
         lead_base=lead_base,
         claim_suffix=reverse("leadcrm:claim", args=[0])[len(lead_base) + 1 :],  # "/claim/"
         query=f"?{filter_qs}" if filter_qs else "",
@@ -101,7 +109,8 @@ def _select_fields(form: QueueFilterForm, *, manager: bool) -> list[dict[str, An
         {
             "name": name,
             "label": form.fields[name].label,
-            "choices": form.fields[name].choices,
+            # self.fields holds copies of the declared ChoiceWithHint fields; mypy sees Field.
+            "choices": cast(forms.ChoiceField, form.fields[name]).choices,
             "value": str(form[name].value() or ("priority" if name == "sort" else "")),
         }
         for name in names
@@ -154,7 +163,7 @@ def _queue_context(request: HttpRequest, *, full_page: bool) -> dict[str, Any]:
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def queue(request: HttpRequest) -> HttpResponse:
+def queue(request: HtmxHttpRequest) -> HttpResponse:
     """The prioritized queue; filters and the poller swap only the table."""
     fragment = _is_fragment_request(request)
     context = _queue_context(request, full_page=not fragment)
@@ -197,9 +206,7 @@ def _panel_context(
     sentiment_chart = charts.line_chart(
         [(at, value) for at, value, _ in ctx.sentiments], y_min=-1, y_max=1, fmt="{:+.2f}"
     )
-    follow_up_form = follow_up_form or FollowUpForm(
-        initial={"due_at": timezone.now() + timezone.timedelta(days=1)}
-    )
+    follow_up_form = follow_up_form or FollowUpForm(initial={"due_at": timezone.now() + timedelta(days=1)})
     due_value = (
         follow_up_form.data.get("due_at", "")
         if follow_up_form.is_bound
@@ -238,7 +245,7 @@ def _render_panel(
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
+def lead_detail(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
     """A lead's full context: a panel beside the queue (HTMX) or the whole page."""
     if _is_fragment_request(request):
         return _render_panel(request, lead_id)
@@ -252,7 +259,7 @@ def lead_detail(request: HttpRequest, lead_id: int) -> HttpResponse:
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def lead_timeline(request: HttpRequest, lead_id: int) -> HttpResponse:
+def lead_timeline(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
     """The timeline filtered by kind (and paged by `before`)."""
     lead = selectors.visible_lead(user=request.user, lead_id=lead_id)
     form = TimelineFilterForm(request.GET)
@@ -279,12 +286,12 @@ def lead_timeline(request: HttpRequest, lead_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def claim(request: HttpRequest, lead_id: int) -> HttpResponse:
+def claim(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
     """Assign an unassigned lead to me."""
     lead = selectors.visible_lead(user=request.user, lead_id=lead_id)
     status = 200
     try:
-        services.claim_lead(lead=lead, user=request.user)
+        services.claim_lead(lead=lead, user=request_user(request))
         messages.success(request, f"{lead.display_name} is yours now.")
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
@@ -297,10 +304,11 @@ def claim(request: HttpRequest, lead_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def log_outcome_view(request: HttpRequest, lead_id: int) -> HttpResponse:
+def log_outcome_view(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
     """Log a call/email/meeting/note and optionally change the status; the queue refreshes."""
     lead = selectors.visible_lead(user=request.user, lead_id=lead_id)
     form = OutcomeForm(request.POST)
+    shown_form: OutcomeForm | None = form  # None once logged: the panel shows a fresh form
     status = 200
     if not can_change_lead(request.user, lead):
         messages.error(
@@ -331,20 +339,21 @@ def log_outcome_view(request: HttpRequest, lead_id: int) -> HttpResponse:
             status = 400
         else:
             messages.success(request, "Outcome logged. The lead will be rescored.")
-            form = None
+            shown_form = None
     else:
         status = 400
     if not _is_fragment_request(request):
         return redirect("leadcrm:lead", lead_id=lead.pk)
-    return _render_panel(request, lead.pk, status=status, trigger=status == 200, outcome_form=form)
+    return _render_panel(request, lead.pk, status=status, trigger=status == 200, outcome_form=shown_form)
 
 
 @login_required
 @require_POST
-def add_follow_up(request: HttpRequest, lead_id: int) -> HttpResponse:
+def add_follow_up(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
     """Schedule a follow-up on a lead I may change; a time in the past is refused with a message."""
     lead = selectors.visible_lead(user=request.user, lead_id=lead_id)
     form = FollowUpForm(request.POST)
+    shown_form: FollowUpForm | None = form  # None once scheduled: the panel shows a fresh form
     status = 200
     if not can_change_lead(request.user, lead):
         messages.error(request, "Claim this lead before scheduling follow-ups on it.")
@@ -355,7 +364,7 @@ def add_follow_up(request: HttpRequest, lead_id: int) -> HttpResponse:
                 lead=lead,
                 due_at=form.cleaned_data["due_at"],
                 note=form.cleaned_data["note"],
-                created_by=request.user,
+                created_by=request_user(request),
             )
         except ValidationError as exc:
             form.add_error(
@@ -364,17 +373,17 @@ def add_follow_up(request: HttpRequest, lead_id: int) -> HttpResponse:
             status = 400
         else:
             messages.success(request, "Follow-up scheduled.")
-            form = None
+            shown_form = None
     else:
         status = 400
     if not _is_fragment_request(request):
         return redirect("leadcrm:lead", lead_id=lead.pk)
-    return _render_panel(request, lead.pk, status=status, follow_up_form=form)
+    return _render_panel(request, lead.pk, status=status, follow_up_form=shown_form)
 
 
 @login_required
 @require_POST
-def complete_follow_up(request: HttpRequest, pk: int) -> HttpResponse:
+def complete_follow_up(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Mark a follow-up done (on a lead I may change)."""
     follow_up = get_object_or_404(FollowUp.objects.select_related("lead"), pk=pk)
     lead = selectors.visible_lead(user=request.user, lead_id=follow_up.lead_id)  # 404 when hidden

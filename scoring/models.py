@@ -358,6 +358,10 @@ class RecomputeRun(models.Model):
     done_leads = models.IntegerField(default=0)
     changed_leads = models.IntegerField(default=0)
     errors = models.JSONField(default=list, blank=True, help_text="Rules that failed, and why.")
+    # The worker running it renews the lease per chunk; a run whose lease ran out lost its worker
+    # (killed, out of memory, machine gone) and is taken over by the next delivery or the sweep.
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0, help_text="Workers that started it.")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

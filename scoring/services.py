@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from config.on_commit import enqueue_now, enqueue_on_commit
 from leadcrm.models import Lead
-from scoring import engine, store
+from scoring import engine, runs, store
 from scoring.ml.services import predict_for_leads
 from scoring.models import RecomputeRun, Rule, RuleChange
 from scoring.priority import combined_priority
@@ -152,7 +152,11 @@ def recompute_all(
     now = now or started
     ids = _all_lead_ids()
     RecomputeRun.objects.filter(pk=run.pk).update(
-        status=RecomputeRun.Status.RUNNING, started_at=started, total_leads=len(ids), done_leads=0
+        status=RecomputeRun.Status.RUNNING,
+        started_at=started,
+        total_leads=len(ids),
+        done_leads=0,
+        lease_expires_at=started + runs.lease(),
     )
     specs = engine.load_specs()
     bands = engine.load_bands()
@@ -174,8 +178,9 @@ def recompute_all(
                 rows = rows.subset(rows.changed_from(inputs.stored))
             stage.add(rows)
             done += len(inputs.ids)
-            RecomputeRun.objects.filter(pk=run.pk).update(done_leads=done)
+            runs.renew_lease(run.pk, done_leads=done)
             clock = _lap(timings, "stage", clock)
+        runs.renew_lease(run.pk)
         RecomputeRun.objects.filter(pk=run.pk).update(status=RecomputeRun.Status.APPLYING)
         with transaction.atomic():
             changed = stage.apply(now=now, since=started)
@@ -189,11 +194,7 @@ def recompute_all(
         )
     except Exception as exc:
         logger.exception("Full recompute %s failed", run.pk)
-        RecomputeRun.objects.filter(pk=run.pk).update(
-            status=RecomputeRun.Status.FAILED,
-            finished_at=timezone.now(),
-            errors=[{"rule_id": None, "error": f"{type(exc).__name__}: {exc}"}],
-        )
+        runs.fail_run(run.pk, f"{type(exc).__name__}: {exc}")
         raise
     finally:
         stage.drop()
@@ -202,6 +203,7 @@ def recompute_all(
     RecomputeRun.objects.filter(pk=run.pk).update(
         status=RecomputeRun.Status.DONE,
         finished_at=timezone.now(),
+        lease_expires_at=None,
         changed_leads=changed,
         errors=[{"rule_id": i, "rule": names.get(i, ""), "error": e} for i, e in failures.items()],
     )
@@ -227,11 +229,10 @@ def sweep_stale_scores(*, now: datetime | None = None, older_than_s: float = SWE
         "pk", flat=True
     ):
         enqueue_now(RESCORE_LEAD_TASK, lead_id)
-    # A full recompute whose task never reached a worker.
-    for run_id in RecomputeRun.objects.filter(
-        status=RecomputeRun.Status.QUEUED, created_at__lt=now - timedelta(seconds=30)
-    ).values_list("pk", flat=True):
+    # Full recomputes whose task never reached a worker, or whose worker stopped (its lease ran out).
+    for run_id in runs.abandoned_runs(now=now):
         enqueue_now(RECOMPUTE_TASK, run_id)
+    store.drop_orphan_stages(keep=runs.active_run_ids())
     return len(ids)
 
 

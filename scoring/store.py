@@ -291,12 +291,31 @@ def write_scores(rows: ScoreRows, *, now: datetime) -> int:
         return _write(rows, now=now, touch=True)
 
 
+STAGE_PREFIX = f"{ScoreSnapshot._meta.app_label}_recompute_stage_"
+
+
+def drop_orphan_stages(*, keep: Sequence[int]) -> list[str]:
+    """Drop stage tables left by recomputes whose worker died (those of running runs are kept)."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE %s",
+            [STAGE_PREFIX.replace("_", r"\_") + "%"],
+        )
+        keep_names = {f"{STAGE_PREFIX}{run_id}" for run_id in keep}
+        orphans = [name for (name,) in cursor.fetchall() if name not in keep_names]
+        for name in orphans:
+            cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
+    return orphans
+
+
 class RecomputeStage:
     """Where a full recompute collects its chunks so old scores are served until it finishes."""
 
     def __init__(self, run_id: int) -> None:
         self.postgres = connection.vendor == "postgresql"
-        self.table = f"{ScoreSnapshot._meta.app_label}_recompute_stage_{run_id}"
+        self.table = f"{STAGE_PREFIX}{run_id}"
         self.rows: list[tuple[Any, ...]] = []
         if self.postgres:
             with connection.cursor() as cursor:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import pytest
@@ -93,3 +99,91 @@ def other_salesperson(db: None):
     from tests.factories import make_user
 
     return make_user("rival")
+
+
+@dataclass
+class OwnRedis:
+    """A Redis server of the test's own, to stop, pause and restart on purpose."""
+
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server on PATH (Debian's redis-server package)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis = OwnRedis(port)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        if redis.process is not None:
+            redis.resume()
+        redis.stop()
+
+
+@contextmanager
+def celery_broker(url: str) -> Iterator[None]:
+    """Publish to `url` for the duration (tasks are sent, not run in-process)."""
+    from config.on_commit import publisher
+
+    old = celery_app.conf.broker_url
+    celery_app.conf.broker_url = url
+    celery_app.conf.task_always_eager = False
+    celery_app._after_fork()  # drop pooled connections to the previous broker
+    try:
+        yield
+    finally:
+        publisher().wait_idle(timeout=15)
+        celery_app.conf.broker_url = old
+        celery_app.conf.task_always_eager = True
+        celery_app._after_fork()

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import Group, User
+from django.db import connection
 from django.utils import timezone
 
 from leadcrm.models import FollowUp, Interaction, InteractionKind, Lead, Segment
@@ -57,3 +58,22 @@ def make_segment(name: str | None = None, **fields: Any) -> Segment:
 def make_follow_up(lead: Lead, **fields: Any) -> FollowUp:
     fields.setdefault("due_at", timezone.now() + timezone.timedelta(days=1))
     return FollowUp.objects.create(lead=lead, **fields)
+
+
+def insert_leads(n: int) -> None:
+    """N plain leads in one INSERT … SELECT (PostgreSQL), for tests that need volume, not detail."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {Lead._meta.db_table}
+                (first_name, last_name, email, phone, company_name, industry, employee_count, annual_revenue_band,
+                 job_title, country, city, timezone, preferred_language, source, utm_source, utm_medium, utm_campaign,
+                 utm_term, utm_content, status, lost_reason, marketing_consent, contact_consent, custom, visitor_id,
+                 rule_score, fit_score, engagement_score, grade, score_breakdown, ml_factors, priority, created_at,
+                 updated_at)
+            SELECT 'Lead', 'N' || i, 'bulk' || i || '@bulk.example', '', 'Company ' || (i %% 500),
+                   (ARRAY['Retail','Software','Bakery'])[1 + i %% 3], i %% 800, '', 'Owner', 'DE', '', '', '',
+                   'other', '', '', '', '', '', 'new', '', false, false, '{{}}', '', 0, 0, 0, '', '[]', '[]', 0,
+                   now(), now()
+            FROM generate_series(1, %s) AS i""",
+            [n],
+        )

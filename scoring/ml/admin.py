@@ -38,6 +38,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "is_promoted",
         "promoted_at",
         "decision",
+        "failure",
+        "failed_at",
     )
     actions = ("roll_back_to_version",)
 

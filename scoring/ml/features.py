@@ -384,16 +384,16 @@ def fetch_frame(qs: QuerySet, names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=list(names), coerce_float=False)
 
 
-def _any_of(column: str, ids: list[int]) -> RawSQL:
+def _any_of(column: str, id_array: str) -> RawSQL:
     # `= ANY(array)`: one parameter, and PostgreSQL hashes the array, so a range scan of a chunk
     # of ids checks membership in O(1) per row instead of one index probe per id.
     # Sent as one array literal: psycopg adapting 20,000 ints one by one cost more than the query.
-    return RawSQL(f"{column} = ANY(%s::bigint[])", [_id_array(ids)], output_field=BooleanField())
+    return RawSQL(f"{column} = ANY(%s::bigint[])", [id_array], output_field=BooleanField())
 
 
 def _id_array(ids: Sequence[int]) -> str:
-    """Ids as one PostgreSQL array literal: one parameter instead of 20,000 adapted ints."""
-    return "{" + ",".join(str(int(i)) for i in ids) + "}"
+    """Ids (ints) as one PostgreSQL array literal: one parameter instead of 20,000 adapted ints."""
+    return "{" + ",".join(map(str, ids)) + "}"  # anything but an int fails the bigint[] cast
 
 
 def leads_by_id(ids: Sequence[int]) -> QuerySet:
@@ -402,7 +402,7 @@ def leads_by_id(ids: Sequence[int]) -> QuerySet:
     if connection.vendor == "postgresql" and ids:
         # The range lets the planner use the primary-key and (lead, time) indexes for chunks of ids.
         return Lead.objects.filter(
-            _any_of(f'"{Lead._meta.db_table}"."id"', ids), pk__gte=min(ids), pk__lte=max(ids)
+            _any_of(f'"{Lead._meta.db_table}"."id"', _id_array(ids)), pk__gte=min(ids), pk__lte=max(ids)
         )
     return Lead.objects.filter(pk__in=ids)
 
@@ -428,6 +428,7 @@ def build_batch(
 ) -> Batch:
     """Features of `leads` as of `now`, or as of each lead's closed_at when `now` is None (training)."""
     asof = AsOf(now)
+    # One query for the lead-level features: the expressions the scoring path selects, as of the cutoff.
     features = {**LEAD_FEATURES, **{f"custom.{key}": custom_feature(key) for key in custom_keys}}
     aliases = {f"f__{i}": name for i, name in enumerate(features)}
     annotations = {alias: features[name].expression(asof) for alias, name in aliases.items()}
@@ -448,7 +449,7 @@ def build_batch(
             lead_id__lte=int(ids.max()) if n else 0,
         )
         interactions = (
-            interactions.filter(_any_of(f'"{Interaction._meta.db_table}"."lead_id"', ids.tolist()))
+            interactions.filter(_any_of(f'"{Interaction._meta.db_table}"."lead_id"', _id_array(ids.tolist())))
             if connection.vendor == "postgresql"
             else interactions.filter(lead_id__in=ids.tolist())
         )
@@ -491,7 +492,9 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
     compact = hi - lo < 4 * len(ids) + 1000
     lead_id = f'"{Lead._meta.db_table}"."id"'
     # `id + 0`: the array stays a hashed filter on the range scan, not one index probe per id.
-    leads = Lead.objects.filter(_any_of(f"({lead_id} + 0)" if compact else lead_id, ids), pk__range=(lo, hi))
+    id_array = _id_array(ids)  # built once: the two queries share it
+    in_chunk = _any_of(f"({lead_id} + 0)" if compact else lead_id, id_array)
+    leads = Lead.objects.filter(in_chunk, pk__range=(lo, hi))
     columns = {"c0": F("id"), **{f"c{i}": f.expression(asof) for i, f in enumerate(features.values(), 1)}}
     select, params = leads.annotate(**columns).values(*columns).order_by().query.sql_with_params()
     rows = _fetch_csv(
@@ -529,7 +532,7 @@ def predict_batch(ids: Sequence[int], *, now: datetime, names: Sequence[str]) ->
         "SELECT "
         + ", ".join(f"{sql} AS c{i}" for i, (_, sql, _) in enumerate(expressions))
         + f" FROM {Interaction._meta.db_table} i WHERE {inter_where} AND i.occurred_at < %(now)s",
-        {"lo": lo, "hi": hi, "ids": _id_array(ids), "now": now},
+        {"lo": lo, "hi": hi, "ids": id_array, "now": now},
     )
     sentiment = events["sentiment"].to_numpy(dtype=float)
     has_sentiment = ~np.isnan(sentiment)

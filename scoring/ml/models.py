@@ -82,6 +82,7 @@ class VersionStatus(models.TextChoices):
     PROMOTED = "promoted", "Promoted (in use)"
     REJECTED = "rejected", "Rejected by the promotion gate"
     RETIRED = "retired", "Retired"
+    FAILED = "failed", "Unavailable: could not be loaded or failed to predict"
 
 
 class ModelVersion(models.Model):
@@ -100,6 +101,10 @@ class ModelVersion(models.Model):
     is_promoted = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
     decision = models.TextField(blank=True, help_text="Why it was promoted or not.")
+    failure = models.TextField(
+        blank=True, default="", db_default="", help_text="Why it could not be used, if it failed."
+    )
+    failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -236,9 +236,12 @@ def infer_schema(
                 columns.append(_numeric_spec(name, days.astype(float), f"{label} (days since 1970)", None))
                 continue
         del sample
+        if text is None:  # numeric columns always parse above
+            dropped[name] = "not readable as numbers or text"
+            continue
         counts = text.value_counts()
         distinct = int((counts.index != MISSING).sum())
-        if distinct <= 1 and not (text == MISSING).any():
+        if distinct <= 1 and not text.eq(MISSING).any():
             dropped[name] = "constant"
             continue
         if distinct >= 0.9 * n_present and n_present >= 0.5 * n:
@@ -306,6 +309,13 @@ def leaking_features(X: np.ndarray, y: np.ndarray, schema: Schema, *, threshold:
 # --- Candidate models -------------------------------------------------------------------------
 
 
+def _edges(spec: ColumnSpec) -> np.ndarray:
+    """A numeric column's bin edges (every fitted numeric column has them)."""
+    if spec.edges is None:
+        raise PipelineError(f"Column {spec.name} has no bin edges; refit the model.")
+    return spec.edges
+
+
 class LinearModel:
     """L2 logistic regression on one-hot categories and quantile-binned numbers (a simple GAM).
 
@@ -320,7 +330,7 @@ class LinearModel:
         self.C = C
         sizes = []
         for spec in schema.columns:
-            sizes.append(len(spec.levels) if spec.kind == "categorical" else len(spec.edges) + 2)
+            sizes.append(len(spec.levels) if spec.kind == "categorical" else len(_edges(spec)) + 2)
         self.sizes = np.array(sizes, dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         self.width = int(self.sizes.sum())
@@ -333,8 +343,9 @@ class LinearModel:
                 slots[:, j] = X[:, j].astype(np.int64)
             else:
                 values = X[:, j]
-                bins = np.searchsorted(spec.edges, values, side="right")
-                slots[:, j] = np.where(np.isnan(values), len(spec.edges) + 1, bins)
+                edges = _edges(spec)
+                bins = np.searchsorted(edges, values, side="right")
+                slots[:, j] = np.where(np.isnan(values), len(edges) + 1, bins)
         return slots + self.offsets
 
     def _design(self, X: np.ndarray) -> sp.csr_matrix:
@@ -597,7 +608,7 @@ class Scorer:
         new = np.ones(len(perm), dtype=bool)
         same_value = (v[1:] == v[:-1]) | (np.isnan(v[1:]) & np.isnan(v[:-1]))
         new[1:] = (c[1:] != c[:-1]) | ~same_value | (up[1:] != up[:-1])
-        pair_ids = np.empty(len(perm), dtype=np.int64)
+        pair_ids: np.ndarray = np.empty(len(perm), dtype=np.int64)
         pair_ids[perm] = np.cumsum(new) - 1
         starts = np.flatnonzero(new)
         pairs = [

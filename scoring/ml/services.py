@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import joblib
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from config.on_commit import enqueue_now, enqueue_on_commit
@@ -63,57 +63,130 @@ class Predictions:
 
 _cache_lock = threading.Lock()
 _cache: dict[str, object] = {"key": None, "scorer": None}
+_reported: set[int] = set()  # versions this process already logged as unavailable
+
+
+class ModelUnavailable(Exception):
+    """The promoted model cannot be used; `reason` is what the lead, /ml/ and the admin show."""
+
+    def __init__(self, version_id: int, reason: str) -> None:
+        super().__init__(reason)
+        self.version_id = version_id
+        self.reason = reason
+
+
+def unavailable_reason(version_id: int, failure: str) -> str:
+    return f"Predictive score unavailable: model v{version_id} {failure}"
+
+
+def mark_unavailable(version_id: int, failure: str) -> ModelUnavailable:
+    """Record that a version cannot be used (once), log it once per process, and return the error.
+
+    The version stays promoted, so nothing else is silently put in its place: a manager retrains or
+    rolls back, and until then leads are ranked by their rule score alone.
+    """
+    ModelVersion.objects.filter(pk=version_id).exclude(status=VersionStatus.FAILED).update(
+        status=VersionStatus.FAILED, failure=failure[:2000], failed_at=timezone.now()
+    )
+    if version_id not in _reported:
+        _reported.add(version_id)
+        logger.error(
+            "Predictive model v%s %s; leads are ranked by rule score alone until it is retrained or rolled back",
+            version_id,
+            failure,
+        )
+    return ModelUnavailable(version_id, unavailable_reason(version_id, failure))
 
 
 def load_promoted() -> tuple[int, pipeline.Scorer] | None:
-    """The promoted model, unpickled once per process and reloaded when another version is promoted."""
-    row = ModelVersion.objects.filter(is_promoted=True).values_list("id", "created_at").first()
+    """The promoted model, unpickled once per process and reloaded when another version is promoted.
+
+    None while no model is promoted (cold start); ModelUnavailable when the promoted one cannot be
+    loaded (a corrupt or empty artifact, a scikit-learn it was not pickled for), or failed before.
+    """
+    row = (
+        ModelVersion.objects.filter(is_promoted=True)
+        .values_list("id", "created_at", "status", "failure")
+        .first()
+    )
     if row is None:
         return None
-    version_id = row[0]
+    version_id, created_at, status, failure = row
+    if status == VersionStatus.FAILED:
+        raise ModelUnavailable(version_id, unavailable_reason(version_id, failure or "failed"))
+    key = (version_id, created_at)
     with _cache_lock:
-        if _cache["key"] != row:
+        if _cache["key"] != key:
             blob = ModelVersion.objects.filter(pk=version_id).values_list("artifact", flat=True).first()
-            if blob is None:
-                return None
-            _cache["scorer"] = joblib.load(io.BytesIO(bytes(blob)))
-            _cache["key"] = row
+            try:
+                scorer = joblib.load(io.BytesIO(bytes(blob or b"")))
+                if not isinstance(scorer, pipeline.Scorer):
+                    raise TypeError(f"the artifact holds a {type(scorer).__name__}, not a scorer")
+            except Exception as exc:
+                raise mark_unavailable(
+                    version_id, f"could not be loaded ({type(exc).__name__}: {exc})"
+                ) from exc
+            _cache["scorer"], _cache["key"] = scorer, key
         return version_id, _cache["scorer"]  # type: ignore[return-value]
 
 
 def predict_for_leads(lead_ids: Sequence[int], *, now: datetime) -> Predictions | None:
     """Probabilities and reasons from the promoted model; None while no model is promoted (cold start).
 
+    A model that cannot be loaded or fails to predict gives every lead no probability and the
+    reason instead (see `mark_unavailable`): rule scoring never depends on the model. Database
+    errors are not the model's fault and propagate (the task retries).
+
     Set-based for the whole batch: two plain scans for the features (PostgreSQL), one encode, one
     predict pinned to one thread. Nothing is written here: the caller's score write stores the probability on the
     lead and, when it changed, in the lead's score history (ScoreSnapshot, with its time), which
     is what live accuracy is judged on once outcomes arrive.
     """
-    loaded = load_promoted()
+    ids = np.asarray(list(lead_ids), dtype=np.int64)
+    try:
+        loaded = load_promoted()
+    except ModelUnavailable as exc:
+        return _unavailable(len(ids), exc)
     if loaded is None:
         return None
     version_id, scorer = loaded
     weight = float(MlSettings.load().blend_weight)
-    ids = np.asarray(list(lead_ids), dtype=np.int64)
     probability = np.full(len(ids), np.nan)
     factors = ["[]"] * len(ids)
     if len(ids):
-        names = scorer.schema.names
-        if connection.vendor == "postgresql":
-            batch = predict_batch(ids.tolist(), now=now, names=names)
-        else:
-            custom_keys = [name.removeprefix("custom.") for name in names if name.startswith("custom.")]
-            batch = build_batch(leads_by_id(ids.tolist()), now=now, custom_keys=custom_keys)
-        if len(batch.lead_ids):  # none, when every lead asked about was deleted meanwhile
-            X = scorer.schema.encode(batch.frame)
-            p, effects = scorer.explain(X)
-            position = pd.Index(ids).get_indexer(batch.lead_ids)
-            probability[position] = p
-            texts = np.array(factors, dtype=object)
-            texts[position] = scorer.factors_json(X, effects)
-            factors = texts.tolist()
+        try:
+            names = scorer.schema.names
+            if connection.vendor == "postgresql":
+                batch = predict_batch(ids.tolist(), now=now, names=names)
+            else:
+                custom_keys = [name.removeprefix("custom.") for name in names if name.startswith("custom.")]
+                batch = build_batch(leads_by_id(ids.tolist()), now=now, custom_keys=custom_keys)
+            if len(batch.lead_ids):  # none, when every lead asked about was deleted meanwhile
+                X = scorer.schema.encode(batch.frame)
+                p, effects = scorer.explain(X)
+                position = pd.Index(ids).get_indexer(batch.lead_ids)
+                probability[position] = p
+                texts = np.array(factors, dtype=object)
+                texts[position] = scorer.factors_json(X, effects)
+                factors = texts.tolist()
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            error = mark_unavailable(version_id, f"failed to predict ({type(exc).__name__}: {exc})")
+            return _unavailable(len(ids), error)
     return Predictions(
         probability=probability, factors_json=factors, weight=weight, model_version_id=version_id
+    )
+
+
+def _unavailable(n: int, error: ModelUnavailable) -> Predictions:
+    """No probability for anyone, the reason on every lead, and the rule score alone for priority."""
+    reason = json.dumps([{"unavailable": error.reason}])
+    return Predictions(
+        probability=np.full(n, np.nan),
+        factors_json=[reason] * n,
+        weight=0.0,
+        model_version_id=error.version_id,
     )
 
 
@@ -156,6 +229,8 @@ def training_data(*, now: datetime | None = None) -> tuple[pd.DataFrame, np.ndar
     dropped = {c: "protected attribute" for c in frame.columns if is_protected(c, protected)}
     frame = frame.drop(columns=list(dropped))
     dropped.update({f"custom.{k}": "protected attribute" for k in in_use if k not in keys})
+    if batch.status is None:
+        raise ValueError("training batches carry each lead's outcome")
     return frame, labels_of(batch.status), batch.cutoff, dropped
 
 
@@ -262,7 +337,14 @@ def promotion_gate(
     outcomes exist, the candidate's held-out ROC-AUC is compared with the one the current model
     recorded on its own held-out outcomes when it was trained.
     """
-    current = load_promoted()
+    try:
+        current = load_promoted()
+    except ModelUnavailable as exc:
+        return (
+            True,
+            f"Promoted: the model in use is unavailable ({exc.reason}); held-out ROC-AUC {new['roc_auc']:.3f}.",
+            None,
+        )
     if current is None:
         return True, f"Promoted: first model (held-out ROC-AUC {new['roc_auc']:.3f}).", None
     current_id, current_scorer = current

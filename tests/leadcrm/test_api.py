@@ -191,3 +191,46 @@ def test_favicon_is_served(client) -> None:
     response = client.get("/favicon.ico", follow=True)
     assert response.status_code == 200
     assert response.redirect_chain[-1][0].endswith("favicon.svg")
+
+
+def test_a_retried_event_with_an_idempotency_key_is_stored_and_counted_once(
+    api, salesperson, django_capture_on_commit_callbacks
+) -> None:
+    as_user(api, salesperson)
+    lead = make_lead(owner=salesperson)
+    url = f"/api/v1/leads/{lead.pk}/interactions/"
+    body = {"kind": "page_view", "payload": {"url": "/pricing"}}
+    with django_capture_on_commit_callbacks(execute=True):
+        first = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="evt-7f3a")
+        retry = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="evt-7f3a")
+        other = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="evt-7f3b")
+    assert (first.status_code, retry.status_code, other.status_code) == (201, 200, 201)
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.json()["id"] == first.json()["id"]
+    assert lead.interactions.count() == 2
+
+
+def test_the_same_key_on_another_lead_is_another_event(api, salesperson) -> None:
+    as_user(api, salesperson)
+    a, b = make_lead(owner=salesperson), make_lead(owner=salesperson)
+    for lead in (a, b):
+        response = api.post(
+            f"/api/v1/leads/{lead.pk}/interactions/",
+            {"kind": "call"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="k1",
+        )
+        assert response.status_code == 201
+    assert a.interactions.count() == b.interactions.count() == 1
+
+
+@pytest.mark.parametrize("key", ["has space", "x" * 101, "nul\x00byte", "ünïcode"])
+def test_an_unusable_idempotency_key_is_a_400(api, salesperson, key) -> None:
+    as_user(api, salesperson)
+    lead = make_lead(owner=salesperson)
+    response = api.post(
+        f"/api/v1/leads/{lead.pk}/interactions/", {"kind": "call"}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()
+    assert not lead.interactions.exists()

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.django_db
 
 needs_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql",
-    reason="no PostgreSQL: this test database is SQLite, and the scoring path's one-query features "
-    "(predict_batch) exist only on PostgreSQL; set DATABASE_URL=postgres://… to run it (CI does)",
+    reason=f"no PostgreSQL (the test database is {connection.vendor}): the scoring path's one-query "
+    "features (predict_batch) exist only there; set DATABASE_URL=postgres://… to run this (CI does)",
 )
 CUSTOM = ["budget", "plan", "plan_interest", "plan__tier", "2024", "note", "flag", "nested", "never_set"]
 
@@ -80,10 +80,12 @@ def odd_leads(now):
             email="Someone@GMAIL.com",
             phone="+49 30 1234",
             annual_revenue_band="1m_10m",
+            created_at=now + timedelta(hours=1),  # e.g. another machine's clock ahead
             custom={"budget": 1200.5, "flag": False, "nested": {"a": [1, "x"]}},
         ),
         make_lead(
             email="x@firm.example",
+            phone="ask reception",  # not blank: given, digits or not
             marketing_consent=True,
             marketing_consent_at=now + day,  # not yet given as of `now`
             custom={"plan": None, "budget": 900},
@@ -92,7 +94,7 @@ def odd_leads(now):
         make_lead(
             email="a@b@GMAIL.COM",  # the domain is after the last '@'
             phone="\u00a0",  # a no-break space: databases differ on whether it is blank
-            source="tiktok",  # a code no longer among the choices stays as it is
+            source="paid_ads",
             industry="",
             marketing_consent=True,
             marketing_consent_at=now - day,
@@ -174,11 +176,11 @@ def test_lead_level_features_are_what_a_person_would_write_down(now, path):
         return [missing_as_none(row[name]) for row in rows]
 
     assert column("email_kind") == ["none", "free mail", "company", "company", "free mail", "none"]
-    assert column("has_phone")[:4] == ["no", "yes", "no", "no"]
+    assert column("has_phone")[:4] == ["no", "yes", "yes", "no"]
     assert column("has_phone")[5] == "yes"
     assert column("marketing_consent") == ["no", "no", "no", "yes", "yes", "no"]
     assert column("source")[:2] == ["Referral", "Other"]
-    assert column("source")[4] == "tiktok"
+    assert column("source")[4] == "Paid ads"
     assert column("annual_revenue_band")[1] == "$1M–$10M"
     assert column("industry")[:2] == ['Food, "fine"\ndining', None]
     assert column("industry")[4] is None  # empty text is not a category
@@ -190,6 +192,7 @@ def test_lead_level_features_are_what_a_person_would_write_down(now, path):
     assert first["employee_count"] == 12
     assert np.isnan(rows[1]["employee_count"])
     assert first["lead_age_days"] == pytest.approx(10.25, abs=1e-4)  # SQLite: whole seconds
+    assert rows[1]["lead_age_days"] == 0  # created after `now`: never negative
     assert (rows[5]["rule_fit_score"], rows[5]["rule_engagement_score"]) == (42.5, 7.25)
     assert rows[0]["rule_fit_score"] == 0
 
