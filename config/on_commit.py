@@ -4,10 +4,12 @@ The one helper every app uses. Two promises:
 - **The database is the outbox.** Every service records what needs doing (a rescore request, a
   queued run) in its own transaction; the task is only a nudge. A nudge that never arrives is
   caught up by the periodic sweeps, so losing one delays work, never loses it.
-- **A request never waits on the broker.** Nudges are handed to a background thread that
-  publishes them; a broker that refuses, drops or hangs costs that thread a bounded timeout, not
-  the request. After a failure the thread stops trying for `PAUSE_AFTER_FAILURE` seconds and says
-  so once (not once per event), then tries again.
+- **A request waits on the broker at most once per outage, and briefly.** While the broker
+  answers, a nudge is sent in line (the fastest path: no thread hand-off). A send that fails, be
+  it refused at once or timed out after the socket timeout (1 s), switches this process to a
+  background publisher thread: from then on requests hand their nudges over and never wait; the
+  thread pauses `PAUSE_AFTER_FAILURE` seconds after each failure, says so once per outage (not
+  once per event), and switches back to in-line sends when one succeeds.
 
 Tasks are named, not imported ("scoring.tasks.rescore_lead"): a service queues its own app's tasks
 without importing the tasks module that imports the service, and a name no task carries fails
@@ -58,7 +60,7 @@ def _named_enqueue(task_name: str, args: tuple[Any, ...]) -> Callable[[], None]:
         if app.conf.task_always_eager:
             task_named(task_name).delay(*args)  # the embedded shape and unit tests: run it here, now
         else:
-            publisher().submit(task_name, args)
+            publisher().send(task_name, args)
 
     enqueue.__qualname__ = f"enqueue {task_name}{args}"
     return enqueue
@@ -79,26 +81,40 @@ def enqueue_now(task_name: str, *args: Any) -> bool:
 
 
 class Publisher:
-    """A daemon thread that sends nudges to the broker, with a pause after each failure."""
+    """Sends nudges in line while the broker answers, through a daemon thread while it does not."""
 
     def __init__(self) -> None:
         self.pending: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue(maxsize=MAX_PENDING)
+        self.in_background = False  # set after a failed send, cleared by the next good one
         self.paused_until = 0.0
         self.failing_since: float | None = None
         self.dropped = 0
-        self.sent = 0
         self.pid = os.getpid()
-        self.thread = threading.Thread(target=self._run, name="broker-publisher", daemon=True)
-        self.thread.start()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def send(self, task_name: str, args: tuple[Any, ...]) -> None:
+        if self.in_background:
+            self.submit(task_name, args)
+            return
+        try:
+            task_named(task_name).delay(*args)
+        except Exception as exc:
+            self._failed(exc)
+            self._drop(1, "")
 
     def submit(self, task_name: str, args: tuple[Any, ...]) -> None:
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="broker-publisher", daemon=True)
+                self.thread.start()
         try:
             self.pending.put_nowait((task_name, args))
         except queue.Full:
             self._drop(1, "the publisher's queue is full")
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every submitted nudge was sent or dropped (tests and shutdown)."""
+        """Block until every handed-over nudge was sent or dropped (tests and shutdown)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pending.unfinished_tasks == 0:
@@ -116,32 +132,36 @@ class Publisher:
 
     def _publish(self, task_name: str, args: tuple[Any, ...]) -> None:
         if time.monotonic() < self.paused_until:
-            self._drop(1, "the broker failed moments ago")
+            self._drop(1, "")
             return
         try:
             task_named(task_name).delay(*args)
         except Exception as exc:
-            self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
-            if self.failing_since is None:
-                self.failing_since = time.monotonic()
-                # One line per outage, not a traceback per event: the rows are already committed.
-                logger.warning(
-                    "Broker unreachable (%s: %s); tasks are not sent for now and the periodic "
-                    "sweep scores the waiting leads from the database",
-                    type(exc).__name__,
-                    exc,
-                )
+            self._failed(exc)
             self._drop(1, "")
             return
-        self.sent += 1
         if self.failing_since is not None:
             logger.warning(
                 "Broker reachable again after %.0f s; %d nudges were left to the sweep",
                 time.monotonic() - self.failing_since,
                 self.dropped,
             )
-            self.failing_since = None
-            self.dropped = 0
+        self.failing_since = None
+        self.dropped = 0
+        self.in_background = False
+
+    def _failed(self, exc: Exception) -> None:
+        self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
+        self.in_background = True
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+            # One line per outage, not a traceback per event: the rows are already committed.
+            logger.warning(
+                "Broker unreachable (%s: %s); tasks are not sent for now and the periodic "
+                "sweep scores the waiting leads from the database",
+                type(exc).__name__,
+                exc,
+            )
 
     def _drop(self, count: int, reason: str) -> None:
         self.dropped += count
@@ -160,3 +180,12 @@ def publisher() -> Publisher:
         if _publisher is None or _publisher.pid != os.getpid():
             _publisher = Publisher()
         return _publisher
+
+
+def forget_publisher() -> None:
+    """Start afresh: the next send is in line again (tests; the old thread idles out unused)."""
+    global _publisher
+    with _publisher_lock:
+        if _publisher is not None:
+            _publisher.wait_idle(timeout=15)
+        _publisher = None

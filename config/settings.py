@@ -157,16 +157,17 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A broker that is down or hung must not hold anything up: web requests hand tasks to a background
-# publisher (config/on_commit.py), whose sends fail within these timeouts; the row is already
-# committed and the periodic sweep catches the work up from the database.
+# A broker that is down or hung must hold nothing up for long: a send fails within these timeouts,
+# after which web requests hand their tasks to a background publisher (config/on_commit.py); the
+# row is already committed and the periodic sweep catches the work up from the database.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
-    "socket_timeout": 2,  # above the worker's 1 s BRPOP poll
+    "socket_timeout": 1,
     "socket_connect_timeout": 1,
+    "polling_interval": 0.5,  # the worker's BRPOP returns within it, well inside the socket timeout
     "health_check_interval": 10,
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

@@ -25,22 +25,19 @@ from rest_framework.response import Response
 
 from leadcrm import services
 from leadcrm.http import request_user
-from leadcrm.models import KIND_SLUGS, Channel, Interaction, InteractionKind, Lead, LeadSource, LeadStatus
+from leadcrm.models import (
+    KIND_SLUGS,
+    SCORE_FIELDS,
+    Channel,
+    Interaction,
+    InteractionKind,
+    Lead,
+    LeadSource,
+    LeadStatus,
+)
 from leadcrm.permissions import IsStaffRole, can_change_lead, is_manager
 
 User = get_user_model()
-
-SCORE_FIELDS = (
-    "rule_score",
-    "fit_score",
-    "engagement_score",
-    "grade",
-    "score_breakdown",
-    "ml_probability",
-    "ml_factors",
-    "priority",
-    "scored_at",
-)
 
 
 def as_api_error(exc: DjangoValidationError) -> ApiValidationError:

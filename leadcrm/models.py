@@ -54,6 +54,21 @@ class RevenueBand(models.TextChoices):
     OVER_250M = "gt_250m", "Over $250M"
 
 
+# Lead's score fields: written by the scoring app's store only (docs/architecture.md, rule 5);
+# read-only everywhere else (the admin, the API, the services).
+SCORE_FIELDS = (
+    "rule_score",
+    "fit_score",
+    "engagement_score",
+    "grade",
+    "score_breakdown",
+    "ml_probability",
+    "ml_factors",
+    "priority",
+    "scored_at",
+)
+
+
 class LeadQuerySet(models.QuerySet["Lead"]):
     def visible_to(self, user) -> LeadQuerySet:
         """The one rule of who sees which leads.

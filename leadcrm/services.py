@@ -21,6 +21,7 @@ from django.utils import timezone
 from leadcrm.models import (
     CLOSED_STATUSES,
     DEFAULT_CHANNEL,
+    SCORE_FIELDS,
     Channel,
     FollowUp,
     Interaction,
@@ -41,15 +42,7 @@ LEAD_WRITABLE_FIELDS = frozenset(
     if f.name
     not in {
         "id",
-        "rule_score",
-        "fit_score",
-        "engagement_score",
-        "grade",
-        "score_breakdown",
-        "ml_probability",
-        "ml_factors",
-        "priority",
-        "scored_at",
+        *SCORE_FIELDS,
         "rescore_requested_at",
         "updated_at",
         "status_changed_at",

@@ -23,23 +23,12 @@ from typing import Any
 import numpy as np
 from django.db import connection, transaction
 
-from leadcrm.models import Lead
+from leadcrm.models import SCORE_FIELDS, Lead
 from scoring import engine
 from scoring.models import ScoreSnapshot
 
 LEAD_TABLE = Lead._meta.db_table
 SNAPSHOT_TABLE = ScoreSnapshot._meta.db_table
-SCORE_FIELDS = (
-    "rule_score",
-    "fit_score",
-    "engagement_score",
-    "grade",
-    "score_breakdown",
-    "ml_probability",
-    "ml_factors",
-    "priority",
-    "scored_at",
-)
 
 
 @dataclass

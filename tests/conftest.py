@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 
+from config import on_commit
 from config.celery import app as celery_app
 
 # Playwright's sync API keeps an event loop in the test thread; Django's ORM in the same thread
@@ -30,6 +31,7 @@ def _eager_celery() -> Iterator[None]:
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager = True
+    on_commit.forget_publisher()  # a test's broker outage must not carry over to the next test
 
 
 def redis_reachable() -> bool:

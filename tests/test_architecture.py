@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from leadcrm.models import SCORE_FIELDS as LEAD_SCORE_FIELDS
+
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT_APPS = ("leadcrm", "scoring", "chatbot")
 ON_TOP = ("demo", "bench")
@@ -226,18 +228,7 @@ def _writes(path: Path, model: str) -> Iterator[tuple[int, str, set[str]]]:
             yield node.lineno, node.func.attr, {k.arg for k in node.keywords if k.arg}
 
 
-SCORE_FIELDS = {
-    "rule_score",
-    "fit_score",
-    "engagement_score",
-    "grade",
-    "score_breakdown",
-    "ml_probability",
-    "ml_factors",
-    "priority",
-    "scored_at",
-    "rescore_requested_at",
-}
+SCORE_FIELDS = {*LEAD_SCORE_FIELDS, "rescore_requested_at"}
 
 
 @pytest.mark.parametrize("model", ["Lead", "Interaction"])

@@ -67,7 +67,9 @@ def test_a_paused_broker_never_holds_up_the_request(own_redis: OwnRedis, client)
                 assert response.status_code == 201
         finally:
             own_redis.resume()
-    assert max(timings) < 0.5, timings  # was: as long as the pause (40 s measured)
+    # The first send after the pause waits out the socket timeout (1 s); the rest hand over at once.
+    assert timings[0] < 2.5, timings  # was: as long as the pause (40 s measured)
+    assert max(timings[1:]) < 0.3, timings
     assert Interaction.objects.filter(lead=lead).count() == 6
     # Once the broker answers again, nudges flow again.
     time.sleep(5.1)  # the publisher's pause after a failure
