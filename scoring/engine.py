@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
+from leadcrm.models import Interaction, Lead
 from scoring import detectors
 from scoring.models import (
     Category,
@@ -30,6 +31,12 @@ from scoring.models import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Table names come from the models, never literals: the CRM core owns its tables' names.
+LEAD_TABLE = Lead._meta.db_table
+INTERACTION_TABLE = Interaction._meta.db_table
+RULE_TABLE = Rule._meta.db_table
+BAND_TABLE = GradeBand._meta.db_table
 
 # Above this many ids a batch is selected as an id range (chunks of the full recompute are ranges).
 RANGE_SELECT_MIN = 2000
@@ -458,7 +465,7 @@ def counts_sql(
     if since is not None:
         params["since"] = connection.ops.adapt_datetimefield_value(since)
         where += " AND occurred_at >= %(since)s"
-    sql = f"SELECT lead_id, {', '.join(cols)} FROM leadcrm_interaction WHERE {where} GROUP BY lead_id"
+    sql = f"SELECT lead_id, {', '.join(cols)} FROM {INTERACTION_TABLE} WHERE {where} GROUP BY lead_id"
     return sql, params
 
 
@@ -486,7 +493,7 @@ def batch_sql(
     params.update(lead_params)
     fields = "".join(", " + x for x in selects)
     if not keys:
-        return f"SELECT l.id{fields} FROM leadcrm_lead AS l WHERE {lead_where} ORDER BY l.id", params
+        return f"SELECT l.id{fields} FROM {LEAD_TABLE} AS l WHERE {lead_where} ORDER BY l.id", params
     if counts_table is None:
         today = now.astimezone(UTC).date()
         counts_where = _lead_filter("lead_id", ids)[0] if ids is not None else "TRUE"
@@ -501,7 +508,7 @@ def batch_sql(
     counter_cols = ", ".join(f"c.c{j}" for j in range(width))
     sql = (
         f"SELECT l.id{fields}, {counter_cols} "
-        f"FROM leadcrm_lead AS l LEFT JOIN {source} AS c ON c.lead_id = l.id "
+        f"FROM {LEAD_TABLE} AS l LEFT JOIN {source} AS c ON c.lead_id = l.id "
         f"WHERE {lead_where} ORDER BY l.id"
     )
     return sql, params
@@ -521,9 +528,9 @@ def load_bands() -> list[tuple[str, str, float]]:
 
 _RULE_SET_CACHE: dict[tuple[Any, ...], tuple[list[RuleSpec], list[tuple[str, str, float]]]] = {}
 _RULE_SET_VERSION_SQL = (
-    "SELECT (SELECT COUNT(*) FROM scoring_rule), (SELECT MAX(updated_at) FROM scoring_rule), "
-    "(SELECT SUM(id) FROM scoring_rule), (SELECT COUNT(*) FROM scoring_gradeband), "
-    "(SELECT SUM(id) FROM scoring_gradeband), (SELECT SUM(min_score) FROM scoring_gradeband)"
+    f"SELECT (SELECT COUNT(*) FROM {RULE_TABLE}), (SELECT MAX(updated_at) FROM {RULE_TABLE}), "
+    f"(SELECT SUM(id) FROM {RULE_TABLE}), (SELECT COUNT(*) FROM {BAND_TABLE}), "
+    f"(SELECT SUM(id) FROM {BAND_TABLE}), (SELECT SUM(min_score) FROM {BAND_TABLE})"
 )
 
 

@@ -282,3 +282,21 @@ def test_the_checks_would_catch_a_second_writer(tmp_path: Path) -> None:
     assert [m for _, m, _ in _writes(sample, "Interaction")] == ["create"]
     edges = {"a": {"b"}, "b": {"a"}, "c": {"a"}}
     assert _cycles(edges) == [["a", "b"]]
+
+
+def test_raw_sql_names_tables_from_the_models_not_as_literals() -> None:
+    """Scoring's SQL reads the CRM's tables by Model._meta.db_table; a literal would break silently."""
+    from django.apps import apps
+
+    tables = {model._meta.db_table for model in apps.get_models()}
+    offenders = []
+    for path in source_files():
+        if app_of(module_name(path)) not in PRODUCT_APPS:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                words = set(node.value.replace(",", " ").replace("(", " ").replace(")", " ").split())
+                for table in sorted(words & tables):
+                    offenders.append(f"{module_name(path)} line {node.lineno}: {table}")
+    assert offenders == []
