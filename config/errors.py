@@ -1,4 +1,5 @@
-"""A database that is away answers 503 with Retry-After (JSON under /api/), never a 500 or a hang.
+"""Errors a client should read, not a 500: a database that is away answers 503 with Retry-After
+(JSON under /api/), and an API body over the size limit answers 413 with the limit.
 
 Two places catch it: a middleware for errors raised in views (every page reads the database there),
 and the 500 handler for errors raised elsewhere (a session saved after the view, with DEBUG off).
@@ -13,6 +14,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.html import escape
@@ -69,7 +72,22 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        return unavailable(request, exception) if is_database_away(exception) else None
+        if is_database_away(exception):
+            return unavailable(request, exception)
+        if isinstance(exception, RequestDataTooBig) and request.path.startswith("/api/"):
+            return too_large()
+        return None
+
+
+def too_large() -> JsonResponse:
+    """413 for an API body over DATA_UPLOAD_MAX_MEMORY_SIZE, saying what the limit is."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+    return JsonResponse(
+        {
+            "detail": f"Request body too large: the limit is {limit / 1_000_000:.1f} MB. Send fewer items per request."
+        },
+        status=413,
+    )
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

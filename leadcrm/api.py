@@ -7,13 +7,16 @@ service. A Django ValidationError from a service becomes a 400 with field errors
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import UTC, timedelta
 from typing import Any, cast
 
 import django_filters
+from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -26,6 +29,7 @@ from rest_framework.response import Response
 from leadcrm import services
 from leadcrm.http import request_user
 from leadcrm.models import (
+    EARLIEST_INTERACTION,
     KIND_SLUGS,
     SCORE_FIELDS,
     Channel,
@@ -49,7 +53,28 @@ def as_api_error(exc: DjangoValidationError) -> ApiValidationError:
     return ApiValidationError({"non_field_errors": exc.messages})
 
 
-class LeadSerializer(serializers.ModelSerializer):
+class StrictFieldsMixin:
+    """Unknown and read-only fields in a request are refused by name, never silently dropped."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        fields = cast(serializers.Serializer, self).fields
+        if isinstance(data, Mapping):
+            writable = {name for name, field in fields.items() if not field.read_only}
+            refused = sorted(str(name) for name in data if name not in writable)
+            if refused:
+                raise ApiValidationError(
+                    {
+                        name: ["This field is read-only." if name in fields else "Unknown field."]
+                        for name in refused
+                    }
+                )
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+IDENTITY_FIELDS = ("first_name", "last_name", "email", "phone", "company_name")
+
+
+class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     owner = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), required=False, allow_null=True)
     display_name = serializers.CharField(read_only=True)
     email = serializers.EmailField(required=False, allow_null=True, allow_blank=True, max_length=254)
@@ -120,6 +145,13 @@ class LeadSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("Only a manager can give a lead to someone else.")
         return value
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is None and not any(attrs.get(name) for name in IDENTITY_FIELDS):
+            raise ApiValidationError(
+                {"non_field_errors": ["Give at least a name, an email, a phone number or a company."]}
+            )
+        return attrs
+
     def create(self, validated_data: dict[str, Any]) -> Lead:
         request = self.context["request"]
         if not is_manager(request.user):
@@ -139,7 +171,7 @@ class LeadSerializer(serializers.ModelSerializer):
         return instance
 
 
-class InteractionSerializer(serializers.ModelSerializer):
+class InteractionSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     kind = serializers.ChoiceField(
         choices=KIND_SLUGS, help_text="Interaction kind, e.g. page_view, email_open."
     )
@@ -179,7 +211,26 @@ class InteractionSerializer(serializers.ModelSerializer):
     def validate_occurred_at(self, value: Any) -> Any:
         if value > timezone.now() + timedelta(minutes=5):
             raise serializers.ValidationError("An interaction cannot happen in the future.")
+        if value < EARLIEST_INTERACTION:
+            raise serializers.ValidationError("An interaction cannot be dated before 1970.")
         return value
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO date-time in any offset Python reads (PostgreSQL refuses some, e.g. -16:21), as UTC."""
+
+    def clean(self, value: Any) -> Any:
+        parsed = super().clean(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("This date-time is out of range.") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class LeadFilter(django_filters.FilterSet):
@@ -190,8 +241,8 @@ class LeadFilter(django_filters.FilterSet):
     unassigned = django_filters.BooleanFilter(field_name="owner", lookup_expr="isnull")
     industry = django_filters.CharFilter(lookup_expr="iexact")
     country = django_filters.CharFilter(lookup_expr="iexact")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     min_priority = django_filters.NumberFilter(field_name="priority", lookup_expr="gte")
     segment = django_filters.NumberFilter(field_name="memberships__segment_id", distinct=False)
 

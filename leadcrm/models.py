@@ -8,6 +8,8 @@ millions of rows.
 from __future__ import annotations
 
 import zoneinfo
+from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -67,6 +69,21 @@ SCORE_FIELDS = (
     "priority",
     "scored_at",
 )
+
+
+NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
+EARLIEST_INTERACTION = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a JSON value holds a NUL character in any string or key (PostgreSQL refuses those)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(item) for item in value)
+    return False
 
 
 class LeadQuerySet(models.QuerySet["Lead"]):
@@ -226,6 +243,8 @@ class Lead(models.Model):
             errors["lost_reason"] = "Say why the lead was lost."
         if not isinstance(self.custom, dict):
             errors["custom"] = "Custom attributes must be an object of name: value pairs."
+        elif has_nul(self.custom):
+            errors["custom"] = NUL_MESSAGE
         if errors:
             raise ValidationError(errors)
 
@@ -349,6 +368,10 @@ class Interaction(models.Model):
         super().clean()
         if not isinstance(self.payload, dict):
             raise ValidationError({"payload": 'Payload must be an object, e.g. {"url": "/pricing"}.'})
+        if has_nul(self.payload):
+            raise ValidationError({"payload": NUL_MESSAGE})
+        if self.occurred_at is not None and self.occurred_at < EARLIEST_INTERACTION:
+            raise ValidationError({"occurred_at": "An interaction cannot be dated before 1970."})
         amount = self.payload.get("amount") if isinstance(self.payload, dict) else None
         if amount is not None and (not isinstance(amount, int | float) or amount < 0):
             raise ValidationError({"payload": "amount must be a number ≥ 0."})

@@ -8,10 +8,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.timezone import now as utc_now
 
 from leadcrm.models import InteractionKind, Lead
+
+MAX_POINTS = 1000  # a rule worth more than the whole scale is a typo, not a weight
 
 
 class Category(models.TextChoices):
@@ -135,11 +138,14 @@ def parse_value(operator: str, raw: str, kind: str) -> Any:
 class Rule(models.Model):
     """One line of the scoring model: when it applies, how many points, and the reason shown to sales."""
 
-    name = models.CharField(max_length=120)
+    name = models.CharField(
+        max_length=120, unique=True, error_messages={"unique": "A rule with this name exists."}
+    )
     category = models.CharField(max_length=12, choices=Category.choices, default=Category.FIT)
     points = models.IntegerField(
+        validators=[MinValueValidator(-MAX_POINTS), MaxValueValidator(MAX_POINTS)],
         help_text="Points when the rule applies (per occurrence for engagement rules without a threshold)."
-        " Negative allowed."
+        f" Negative allowed; from -{MAX_POINTS} to {MAX_POINTS}.",
     )
     active = models.BooleanField(default=True)
     reason = models.CharField(

@@ -110,3 +110,16 @@ def test_pages_api_and_health_answer_503_while_the_database_is_away(outage, sile
     assert "Try again" in page[2]
     assert api[1]["content-type"].startswith("application/json")
     assert "Retry after" in json.loads(api[2])["detail"]
+
+
+@pytest.mark.django_db
+def test_an_oversized_api_body_is_a_json_413_naming_the_limit(client, settings) -> None:
+    from tests.factories import make_manager
+
+    client.force_login(make_manager())
+    body = json.dumps(
+        {"first_name": "Ada", "custom": {"blob": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)}}
+    )
+    response = client.post("/api/v1/leads/", body, content_type="application/json")
+    assert response.status_code == 413
+    assert "the limit is 2.6 MB" in response.json()["detail"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -103,7 +104,11 @@ def test_score_fields_are_read_only(api: APIClient, manager) -> None:
     response = as_user(api, manager).patch(
         f"/api/v1/leads/{lead.pk}/", {"priority": 99, "rule_score": 99}, format="json"
     )
-    assert response.status_code == 200
+    assert response.status_code == 400  # refused by name, not silently dropped (was: 200)
+    assert response.json() == {
+        "priority": ["This field is read-only."],
+        "rule_score": ["This field is read-only."],
+    }
     lead.refresh_from_db()
     assert lead.priority == 3
 
@@ -234,3 +239,72 @@ def test_an_unusable_idempotency_key_is_a_400(api, salesperson, key) -> None:
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()
     assert not lead.interactions.exists()
+
+
+# --- Bad input answers 400 with a message, never a 500 -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"first_name": "Ada", "custom": {"note": "a\u0000b"}}, "custom"),
+        ({"first_name": "Ada", "custom": {"k\u0000": 1}}, "custom"),
+        ({"first_name": "Ada", "custom": {"nested": [{"x": "\u0000"}]}}, "custom"),
+        ({"first_name": "A\u0000da"}, "first_name"),
+    ],
+)
+def test_nul_characters_anywhere_in_a_lead_are_a_400(api: APIClient, manager, body, field) -> None:
+    response = as_user(api, manager).post(
+        "/api/v1/leads/",
+        data=json.dumps(body),  # json.dumps writes the NUL as \\u0000, as a client would
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert not Lead.objects.exists()
+
+
+def test_nul_characters_in_an_interaction_payload_are_a_400(api: APIClient, salesperson) -> None:
+    lead = make_lead(owner=salesperson)
+    response = as_user(api, salesperson).post(
+        f"/api/v1/leads/{lead.pk}/interactions/",
+        data='{"kind": "page_view", "payload": {"url": "/a\\u0000b"}}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "NUL" in str(response.json()["payload"])
+    assert not lead.interactions.exists()
+
+
+@pytest.mark.parametrize("offset", ["-16:21", "+15:59", "-23:59", "+00:00"])
+def test_any_offset_python_reads_filters_instead_of_failing(api: APIClient, manager, offset: str) -> None:
+    make_lead()
+    response = as_user(api, manager).get("/api/v1/leads/", {"created_after": f"2020-01-01T00:00:00{offset}"})
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
+
+
+def test_an_empty_lead_is_refused(api: APIClient, manager) -> None:
+    response = as_user(api, manager).post("/api/v1/leads/", {}, format="json")
+    assert response.status_code == 400
+    assert "name, an email" in response.json()["non_field_errors"][0]
+    assert not Lead.objects.exists()
+
+
+def test_unknown_fields_are_refused_by_name(api: APIClient, manager) -> None:
+    response = as_user(api, manager).post(
+        "/api/v1/leads/", {"first_name": "Ada", "shoe_size": 42, "id": 7}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"id": ["This field is read-only."], "shoe_size": ["Unknown field."]}
+
+
+def test_interactions_dated_before_1970_are_refused(api: APIClient, salesperson) -> None:
+    lead = make_lead(owner=salesperson)
+    response = as_user(api, salesperson).post(
+        f"/api/v1/leads/{lead.pk}/interactions/",
+        {"kind": "call", "occurred_at": "1900-01-01T00:00:00Z"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "1970" in str(response.json()["occurred_at"])

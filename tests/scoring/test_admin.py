@@ -186,3 +186,19 @@ def test_salespeople_cannot_reach_scoring_endpoints() -> None:
     rule = make_rule()
     assert client.get(reverse("scoring:recompute_progress")).status_code == 403
     assert client.get(reverse("scoring:rule_matches", args=[rule.pk])).status_code == 403
+
+
+def test_rule_names_are_unique_and_points_bounded() -> None:
+    from django.core.exceptions import ValidationError
+
+    from scoring.models import MAX_POINTS, Rule
+    from tests.scoring.helpers import make_rule
+
+    make_rule(name="Pricing page visits")
+    with pytest.raises(ValidationError, match="A rule with this name exists"):
+        Rule(name="Pricing page visits", category="engagement", kinds=[1], points=5, reason="x").full_clean()
+    for points in (MAX_POINTS + 1, 2_147_483_647, -MAX_POINTS - 1):
+        with pytest.raises(ValidationError, match="points"):
+            Rule(
+                name=f"Big {points}", category="engagement", kinds=[1], points=points, reason="x"
+            ).full_clean()
