@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import URLPattern, path
 
 from chatbot import consumers
 
 websocket_urlpatterns: list[URLPattern] = [
+    # Visitors come from the customers' own websites: the consumer checks the site's allowed origins.
     path("ws/chat/visitor/<str:token>/", consumers.VisitorConsumer.as_asgi()),
-    path("ws/chat/agent/<int:lead_id>/", consumers.AgentConsumer.as_asgi()),
+    # Staff sockets carry the session cookie: only pages of this server (ALLOWED_HOSTS) may open one,
+    # so another website cannot ride a logged-in salesperson's cookie into the live chat.
+    path("ws/chat/agent/<int:lead_id>/", AllowedHostsOriginValidator(consumers.AgentConsumer.as_asgi())),
 ]

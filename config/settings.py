@@ -205,6 +205,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"chat_visitor": "30/min", "chat_ip": "120/min"},
+    # Per-IP limits read X-Forwarded-For only behind this many proxies of your own; 0 (the default)
+    # uses the socket address, so a client cannot make up a new address per request.
+    "NUM_PROXIES": env.int("TRUSTED_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LeadCRM API",
@@ -238,6 +241,17 @@ LOGGING = {
 }
 
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+# HTTPS. Behind a reverse proxy that terminates TLS, set SECURE_PROXY_SSL_HEADER=1 so Django trusts
+# its X-Forwarded-Proto (only if the proxy overwrites that header). HSTS: start small (e.g. 3600),
+# raise to a year once every page works over HTTPS; browsers remember it.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 # --- Periodic work (Celery beat) --------------------------------------------------------------
 # Each app's periodic tasks; one place so operators see the whole schedule.

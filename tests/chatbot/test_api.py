@@ -370,3 +370,14 @@ def test_every_public_endpoint_is_in_the_openapi_schema(client, manager) -> None
         "close/",
     ]:
         assert any(p.endswith(tail) for p in paths), tail
+
+
+def test_a_forged_x_forwarded_for_does_not_escape_the_per_ip_limit(client, site, monkeypatch) -> None:
+    monkeypatch.setattr(ChatIpThrottle, "rate", "2/min", raising=False)
+    codes = [
+        client.get(
+            url(site, "config/"), HTTP_ORIGIN=ORIGIN, HTTP_X_FORWARDED_FOR=f"203.0.113.{i}"
+        ).status_code
+        for i in range(3)
+    ]
+    assert codes == [200, 200, 429]  # was: every made-up address passed

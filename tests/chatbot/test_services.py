@@ -133,6 +133,9 @@ def test_agent_socket_follows_the_role_rule(site) -> None:
     async def scenario() -> None:
         hidden = _socket(f"/ws/chat/agent/{lead.pk}/", user=rival)
         assert not (await hidden.connect())[0]
+        # The owner's session cookie, sent by a page on another website: refused.
+        cross_site = _socket(f"/ws/chat/agent/{lead.pk}/", origin="https://evil.example", user=owner)
+        assert not (await cross_site.connect())[0]
         ws = _socket(f"/ws/chat/agent/{lead.pk}/", user=owner)
         assert (await ws.connect())[0]
         from channels.db import database_sync_to_async

@@ -74,3 +74,27 @@ def test_database_pool_max_gives_each_process_a_connection_pool_on_postgresql() 
     assert pooled["max_age"] == 0  # Django's pool requires it
     sqlite = json.loads(probe(DEBUG="1", DATABASE_POOL_MAX="12").stdout.strip().splitlines()[-1])
     assert sqlite["pool"] is None  # only PostgreSQL pools
+
+
+def test_the_production_settings_pass_check_deploy() -> None:
+    """The settings the README documents for production leave `check --deploy` with nothing to say."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        # Test-only variables (the test settings' cookie setting, Playwright's async escape hatch) stay out.
+        if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE"}
+        and k not in {"SECURE_COOKIES", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        SECRET_KEY="x" * 20 + "a-long-random-production-secret-0123456789",
+        SECURE_SSL_REDIRECT="1",
+        SECURE_HSTS_SECONDS="31536000",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="1",
+        SECURE_HSTS_PRELOAD="1",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
