@@ -197,7 +197,7 @@ class LeadAdmin(admin.ModelAdmin):
                     fields.setdefault("lost_reason", form.cleaned_data.get("lost_reason", ""))
                 lead = services.edit_lead(lead=stored, changes=fields, by=request_user(request))
             else:
-                lead = services.create_lead(**{**form.cleaned_data, **fields})
+                lead = services.create_lead(**form.cleaned_data)
         except ValidationError as exc:
             # Validation the form could not know (e.g. a lost lead without a reason): nothing saved.
             self.message_user(request, " ".join(exc.messages), messages.ERROR)

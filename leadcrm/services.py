@@ -167,13 +167,10 @@ def record_interaction(
     """Store one interaction, bump the lead's last activity, and queue a rescore after commit.
 
     With a `client_event_id` the event is stored once per lead: a retry returns the stored one
-    (no second row, no second count in engagement rules).
+    (no second row, no second count in engagement rules). The unique constraint decides, so the
+    first delivery costs no extra query.
     """
     lead_id = lead if isinstance(lead, int) else lead.pk
-    if client_event_id:
-        stored = find_event(lead_id=lead_id, client_event_id=client_event_id)
-        if stored is not None:
-            return stored
     try:
         kind_value = InteractionKind(kind) if isinstance(kind, int) else InteractionKind.from_slug(str(kind))
     except ValueError as exc:

@@ -308,3 +308,13 @@ def test_interactions_dated_before_1970_are_refused(api: APIClient, salesperson)
     )
     assert response.status_code == 400
     assert "1970" in str(response.json()["occurred_at"])
+
+
+def test_a_service_retry_with_the_same_event_id_returns_the_stored_event(salesperson) -> None:
+    from leadcrm.services import record_interaction
+
+    lead = make_lead(owner=salesperson)
+    first = record_interaction(lead=lead, kind="call", client_event_id="evt-1")
+    again = record_interaction(lead=lead, kind="call", client_event_id="evt-1")
+    assert again.pk == first.pk
+    assert lead.interactions.count() == 1
