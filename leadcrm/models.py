@@ -154,6 +154,11 @@ class Lead(models.Model):
     custom = models.JSONField(default=dict, blank=True)
     # Website chat: the anonymous visitor id, and until when they count as "live now".
     visitor_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # A visitor typed an email that an existing lead already has: this new lead is never merged
+    # into that one automatically; a salesperson checks and merges by hand.
+    possible_duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="possible_duplicates"
+    )
     live_until = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     # Scores (filled by the scoring apps)
@@ -450,3 +455,46 @@ class FollowUp(models.Model):
     @property
     def is_done(self) -> bool:
         return self.done_at is not None
+
+
+class ConsentPurpose(models.TextChoices):
+    CONTACT = "contact", "Contact about their request"
+    MARKETING = "marketing", "Marketing messages"
+
+
+class ConsentSource(models.TextChoices):
+    WIDGET = "widget", "Website chat"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+    SALESPERSON = "salesperson", "Salesperson"
+    ADMIN = "admin", "Admin"
+
+
+class Consent(models.Model):
+    """One consent given or withdrawn: what was asked (the wording and its version), when, where
+    and who recorded it. Append-only; the lead's consent flags mirror the newest row per purpose."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="consents")
+    purpose = models.CharField(max_length=20, choices=ConsentPurpose.choices)
+    granted = models.BooleanField()
+    text = models.TextField(blank=True, help_text="The wording the person saw.")
+    text_version = models.CharField(max_length=50, blank=True)
+    source = models.CharField(max_length=20, choices=ConsentSource.choices)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=utc_now)
+
+    class Meta:
+        ordering = ["recorded_at", "id"]
+        indexes = [models.Index(fields=["lead", "purpose", "-recorded_at"], name="consent_lead_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(purpose__in=ConsentPurpose.values), name="consent_purpose_valid"
+            ),
+            models.CheckConstraint(condition=Q(source__in=ConsentSource.values), name="consent_source_valid"),
+        ]
+
+    def __str__(self) -> str:
+        verb = "gave" if self.granted else "withdrew"
+        return f"{self.lead} {verb} {self.purpose} consent ({self.source})"

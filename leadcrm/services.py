@@ -21,8 +21,12 @@ from django.utils import timezone
 from leadcrm.models import (
     CLOSED_STATUSES,
     DEFAULT_CHANNEL,
+    NUL_MESSAGE,
     SCORE_FIELDS,
     Channel,
+    Consent,
+    ConsentPurpose,
+    ConsentSource,
     FollowUp,
     Interaction,
     InteractionKind,
@@ -31,6 +35,7 @@ from leadcrm.models import (
     Segment,
     SegmentKind,
     SegmentMembership,
+    has_nul,
 )
 from leadcrm.permissions import can_change_lead
 from leadcrm.segments import criteria_q
@@ -325,6 +330,47 @@ def edit_lead(
 def delete_lead(*, lead: Lead) -> None:
     """Delete a lead with its interactions, follow-ups, memberships and score history."""
     lead.delete()
+
+
+def record_consent(
+    *,
+    lead: Lead,
+    purpose: str,
+    granted: bool,
+    source: str,
+    text: str = "",
+    text_version: str = "",
+    recorded_by: User | None = None,
+    now: datetime | None = None,
+) -> Consent:
+    """Record consent given or withdrawn (one append-only row) and mirror it on the lead's flag."""
+    if purpose not in ConsentPurpose.values:
+        raise ValidationError({"purpose": f"Unknown consent purpose {purpose!r}."})
+    if source not in ConsentSource.values:
+        raise ValidationError(
+            {"source": "Say where this consent came from (widget, import, api, salesperson)."}
+        )
+    if has_nul(text) or has_nul(text_version):
+        raise ValidationError({"text": NUL_MESSAGE})
+    now = now or timezone.now()
+    flag = f"{purpose}_consent"
+    with transaction.atomic():
+        consent = Consent.objects.create(
+            lead=lead,
+            purpose=purpose,
+            granted=bool(granted),
+            text=text,
+            text_version=text_version[:50],
+            source=source,
+            recorded_by=recorded_by,
+            recorded_at=now,
+        )
+        if getattr(lead, flag) != bool(granted) or (granted and getattr(lead, f"{flag}_at") is None):
+            setattr(lead, flag, bool(granted))
+            setattr(lead, f"{flag}_at", now if granted else None)
+            _save_lead(lead, [flag, f"{flag}_at"])
+            request_rescore(lead.pk)
+    return consent
 
 
 def mark_live(*, lead_id: int, until: datetime | None) -> None:
