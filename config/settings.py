@@ -53,6 +53,10 @@ INSTALLED_APPS = [
     "scoring",
     "scoring.ml",
     "chatbot",
+    "accounts",  # API tokens (hashed, expiring) and the login throttle
+    # Above the core apps: they import leadcrm, scoring and chatbot, never the other way round.
+    "audit",  # the append-only audit trail
+    "privacy",  # export, erasure and retention of a person's data
     # On top of the product; nothing above imports them.
     "demo",
     "bench",
@@ -282,3 +286,11 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
+
+# --- Chat widget trust (chatbot) ----------------------------------------------------------------
+
+# --- Accounts: API tokens, login throttle, Content-Security-Policy (accounts) -------------------
+
+# --- Audit trail (audit) ------------------------------------------------------------------------
+
+# --- Personal data: consent, export, erasure, retention (privacy) -------------------------------
