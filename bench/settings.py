@@ -9,7 +9,10 @@ from config.settings import DATABASES, IS_POSTGRES, REST_FRAMEWORK
 # per-visitor limits would (correctly) stop it.
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
-    "DEFAULT_THROTTLE_RATES": {"chat_visitor": "1000000/min", "chat_ip": "10000000/min"},
+    "DEFAULT_THROTTLE_RATES": {
+        scope: "100000000/hour" if scope.endswith("_hour") else "10000000/min"
+        for scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    },
 }
 DEBUG = False  # no query log growing in memory during the run
 # Under ASGI every concurrent request runs in its own thread with its own database connection;

@@ -8,6 +8,7 @@ guarded by the site key, the Origin, rate limits and input limits instead.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import HttpRequest, HttpResponseBase
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -39,28 +41,98 @@ from chatbot.models import Conversation, Site
 # thread-safe); it is the same default cache (same server and keys), so limits are unchanged.
 THROTTLE_CACHE = caches.create_connection("default")
 
+TOKEN_HEADER = "X-Chat-Token"
 
-class ChatIpThrottle(SimpleRateThrottle):
-    """Per client IP, across all of the widget's endpoints (settings: chat_ip)."""
+
+class ChatThrottle(SimpleRateThrottle):
+    """A chat limit: `scope` names its rate in DEFAULT_THROTTLE_RATES; `ident` what it counts by.
+
+    Nothing a client chooses freely is ever the key: IPs come from the socket (or from
+    X-Forwarded-For behind TRUSTED_PROXIES proxies), sites from the checked key + Origin, and
+    conversations from the token the server issued."""
+
+    cache = THROTTLE_CACHE
+
+    def ident(self, request: Request, view: Any) -> str:
+        return self.get_ident(request)
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.ident(request, view)}
+
+
+class ChatIpThrottle(ChatThrottle):
+    """Every widget request, per client IP, per minute (chat_ip)."""
 
     scope = "chat_ip"
-    cache = THROTTLE_CACHE
-
-    def get_cache_key(self, request: Request, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-class ChatVisitorThrottle(SimpleRateThrottle):
-    """Per visitor (conversation token, else visitor id, else IP) on the writing endpoints (chat_visitor)."""
+class ChatIpHourThrottle(ChatThrottle):
+    scope = "chat_ip_hour"
+
+
+class _PerSite(ChatThrottle):
+    def ident(self, request: Request, view: Any) -> str:
+        return f"site{view.site.pk}"
+
+
+class ChatSiteThrottle(_PerSite):
+    """Every widget request, per site, per minute (chat_site): one site's flood stays its own."""
+
+    scope = "chat_site"
+
+
+class ChatSiteHourThrottle(_PerSite):
+    scope = "chat_site_hour"
+
+
+class ChatStartIpThrottle(ChatThrottle):
+    """New conversations per client IP (chat_start_ip); never keyed by the browser's visitor id."""
+
+    scope = "chat_start_ip"
+
+
+class ChatStartIpHourThrottle(ChatThrottle):
+    scope = "chat_start_ip_hour"
+
+
+class ChatStartSiteThrottle(_PerSite):
+    """New conversations per site (chat_start_site)."""
+
+    scope = "chat_start_site"
+
+
+class ChatStartSiteHourThrottle(_PerSite):
+    scope = "chat_start_site_hour"
+
+
+class _PerConversation(ChatThrottle):
+    def ident(self, request: Request, view: Any) -> str:
+        token = view.chat_token
+        return "c" + hashlib.sha256(token.encode()).hexdigest()[:32] if token else self.get_ident(request)
+
+
+class ChatConversationThrottle(_PerConversation):
+    """Writes per conversation (its server-issued token; the IP without one), per minute (chat_visitor)."""
 
     scope = "chat_visitor"
-    cache = THROTTLE_CACHE
 
-    def get_cache_key(self, request: Request, view: Any) -> str:
-        ident = view.kwargs.get("token") or ""
-        if not ident and isinstance(request.data, dict):
-            ident = str(request.data.get("visitor_id") or "")[:64]
-        return self.cache_format % {"scope": self.scope, "ident": ident or self.get_ident(request)}
+
+class ChatConversationHourThrottle(_PerConversation):
+    scope = "chat_visitor_hour"
+
+
+ChatVisitorThrottle = ChatConversationThrottle  # its earlier name (now keyed by the issued token)
+
+
+EVERY_REQUEST = [ChatIpThrottle, ChatIpHourThrottle, ChatSiteThrottle, ChatSiteHourThrottle]
+WRITES = [*EVERY_REQUEST, ChatConversationThrottle, ChatConversationHourThrottle]
+NEW_CONVERSATION = [
+    *EVERY_REQUEST,
+    ChatStartIpThrottle,
+    ChatStartIpHourThrottle,
+    ChatStartSiteThrottle,
+    ChatStartSiteHourThrottle,
+]
 
 
 # --- Base view ------------------------------------------------------------------------------------
@@ -105,14 +177,19 @@ def cached_site(key: str) -> Site | None:
 
 
 class PublicChatView(APIView):
+    """Base of every public widget endpoint: site key + Origin checked, CORS, limits, and the
+    visitor's conversation from the X-Chat-Token header (`conversation()`)."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ChatIpThrottle]
+    throttle_classes = EVERY_REQUEST
     site: Site
     origin: str
+    chat_token: str = ""
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self.origin = request_origin(request)
+        self.chat_token = request.headers.get(TOKEN_HEADER, "").strip()[:64]
         site = cached_site(str(kwargs.get("key", "")))
         if site is None or not site.allows_origin(self.origin):
             raise PermissionDenied("Unknown site key, or this website (Origin) is not allowed to use it.")
@@ -134,7 +211,8 @@ class PublicChatView(APIView):
         if site is not None and self.origin:
             response["Access-Control-Allow-Origin"] = self.origin
             response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response["Access-Control-Allow-Headers"] = "Content-Type"
+            response["Access-Control-Allow-Headers"] = f"Content-Type, {TOKEN_HEADER}"
+            response["Access-Control-Expose-Headers"] = "Content-Disposition, Retry-After"
             response["Access-Control-Max-Age"] = "600"
         response["Vary"] = "Origin"
         return response
@@ -146,11 +224,11 @@ class PublicChatView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def conversation(self) -> Conversation:
-        conversation = (
-            Conversation.objects.select_related("lead", "site")
-            .filter(token=self.kwargs["token"], site=self.site)
-            .first()
-        )
+        """The conversation whose server-issued token came in the X-Chat-Token header (compared in
+        constant time): 403 without the header, 404 for a token this site never issued."""
+        if not self.chat_token:
+            raise PermissionDenied(f"Send the conversation's token in the {TOKEN_HEADER} header.")
+        conversation = services.conversation_by_token(site=self.site, token=self.chat_token)
         if conversation is None:
             raise NotFound("No such conversation on this site; start a new one.")
         return conversation
@@ -205,6 +283,9 @@ class ConfigOut(serializers.Serializer):
     brand_color = serializers.CharField()
     privacy_url = serializers.CharField(allow_blank=True)
     privacy_text = serializers.CharField(allow_blank=True)
+    consent_text = serializers.CharField(help_text="Contact consent wording, shown word for word.")
+    marketing_consent_text = serializers.CharField()
+    consent_version = serializers.CharField(help_text="Send it back with identify.")
     open_now = serializers.BooleanField()
     max_message_chars = serializers.IntegerField()
     proactive = ProactiveOut(many=True)
@@ -223,10 +304,13 @@ class StartIn(serializers.Serializer):
 
 
 class StartOut(MessagesOut):
-    token = serializers.CharField(help_text="The visitor's credential for this conversation; keep it.")
+    token = serializers.CharField(
+        help_text="The visitor's credential for this conversation: send it in the X-Chat-Token header."
+    )
     visitor_id = serializers.CharField()
     resumed = serializers.BooleanField()
     identity_verified = serializers.BooleanField()
+    identified = serializers.BooleanField(help_text="May ask what we know about them, or for erasure.")
     open_now = serializers.BooleanField()
 
 
@@ -241,6 +325,7 @@ class IdentifyIn(serializers.Serializer):
     phone = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
     contact_consent = serializers.BooleanField(default=False)
     marketing_consent = serializers.BooleanField(default=False)
+    consent_version = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
 
 
 class FeedbackIn(serializers.Serializer):
@@ -258,6 +343,21 @@ class CloseIn(serializers.Serializer):
     comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
+TOKEN_PARAMETER = OpenApiParameter(
+    TOKEN_HEADER,
+    str,
+    location=OpenApiParameter.HEADER,
+    required=True,
+    description="The conversation's token from the start response (never put it in a URL).",
+)
+TOKEN_PARAMETER_OPTIONAL = OpenApiParameter(
+    TOKEN_HEADER,
+    str,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="The token of the open conversation to resume, or of the visitor's last one.",
+)
+
 OkOut = inline_serializer("ChatOk", {"ok": serializers.BooleanField()})
 
 
@@ -273,18 +373,19 @@ def _messages_response(conversation: Conversation, messages: list, **extra: Any)
 class ConfigView(PublicChatView):
     @extend_schema(responses=ConfigOut, summary="Widget configuration for a site", tags=["chat widget"])
     def get(self, request: Request, key: str) -> Response:
-        from leadcrm.models import Lead
-
-        visitor_id = str(request.query_params.get("visitor_id", ""))[:64]
-        lead = Lead.objects.filter(visitor_id=visitor_id).first() if visitor_id else None
-        from django.utils import timezone
-
+        # Segment-only proactive messages need the visitor's lead: known only from a conversation
+        # token this server issued (X-Chat-Token), never from an id the browser makes up.
+        earlier = services.conversation_by_token(site=self.site, token=self.chat_token)
+        lead = earlier.lead if earlier is not None and earlier.lead_created else None
         return Response(
             {
                 "name": self.site.name,
                 "brand_color": self.site.brand_color,
                 "privacy_url": self.site.privacy_url,
                 "privacy_text": self.site.privacy_text,
+                "consent_text": self.site.consent_wording("contact"),
+                "marketing_consent_text": self.site.consent_wording("marketing"),
+                "consent_version": self.site.consent_version,
                 "open_now": self.site.is_open(timezone.now()),
                 "max_message_chars": services.MAX_MESSAGE_CHARS,
                 "proactive": services.proactive_for(self.site, lead=lead),
@@ -293,20 +394,26 @@ class ConfigView(PublicChatView):
 
 
 class StartView(PublicChatView):
-    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+    def get_throttles(self) -> list:
+        # Resuming the open conversation whose token the widget holds is not a new conversation.
+        resuming = services.open_conversation(site=self.site, token=self.chat_token) is not None
+        return [throttle() for throttle in (EVERY_REQUEST if resuming else NEW_CONVERSATION)]
 
     @extend_schema(
-        request=StartIn, responses=StartOut, summary="Start or resume a conversation", tags=["chat widget"]
+        request=StartIn,
+        responses=StartOut,
+        parameters=[TOKEN_PARAMETER_OPTIONAL],
+        summary="Start a conversation, or resume the open one whose token is sent",
+        tags=["chat widget"],
     )
     def post(self, request: Request, key: str) -> Response:
         data = self.valid(StartIn)
-        from django.utils import timezone
-
         now = timezone.now()
         try:
             conversation, created = services.start_conversation(
                 site=self.site,
                 visitor_id=data["visitor_id"],
+                token=self.chat_token,
                 page_url=data["page_url"],
                 page_title=data["page_title"],
                 language=data["language"],
@@ -327,40 +434,48 @@ class StartView(PublicChatView):
             visitor_id=conversation.visitor_id,
             resumed=not created,
             identity_verified=conversation.identity_verified,
+            identified=services.is_identified(conversation),
             open_now=self.site.is_open(now),
         )
 
 
 class MessagesView(PublicChatView):
     def get_throttles(self) -> list:
-        if self.request.method == "POST":
-            return [ChatIpThrottle(), ChatVisitorThrottle()]
-        return [ChatIpThrottle()]
+        return [throttle() for throttle in (WRITES if self.request.method == "POST" else EVERY_REQUEST)]
 
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, description="Only messages with a larger id (resync).")],
+        parameters=[
+            TOKEN_PARAMETER,
+            OpenApiParameter("after", int, description="Only messages with a larger id (resync)."),
+        ],
         responses=MessagesOut,
-        summary="Messages of a conversation (after a reconnect)",
+        summary="Messages of the conversation (after a reload or reconnect)",
         tags=["chat widget"],
     )
-    def get(self, request: Request, key: str, token: str) -> Response:
+    def get(self, request: Request, key: str) -> Response:
         conversation = self.conversation()
         try:
             after = int(request.query_params.get("after", 0))
         except ValueError:
             raise DRFValidationError({"after": "Give a message id (a whole number)."}) from None
         messages = list(conversation.messages.filter(id__gt=after).select_related("agent")[:200])
-        return _messages_response(conversation, messages)
+        return _messages_response(conversation, messages, identified=services.is_identified(conversation))
 
     @extend_schema(
-        request=MessageIn, responses=MessagesOut, summary="Send a visitor message", tags=["chat widget"]
+        request=MessageIn,
+        responses=MessagesOut,
+        parameters=[TOKEN_PARAMETER],
+        summary="Send a visitor message",
+        tags=["chat widget"],
     )
-    def post(self, request: Request, key: str, token: str) -> Response:
+    def post(self, request: Request, key: str) -> Response:
         started = time.perf_counter()
         data = self.valid(MessageIn)
+        if not self.chat_token:
+            raise PermissionDenied(f"Send the conversation's token in the {TOKEN_HEADER} header.")
         try:
             messages = services.post_visitor_message(
-                site=self.site, token=token, text=data["text"], client_id=data["client_id"]
+                site=self.site, token=self.chat_token, text=data["text"], client_id=data["client_id"]
             )
         except Conversation.DoesNotExist:
             raise NotFound("No such conversation on this site; start a new one.") from None
@@ -375,29 +490,41 @@ class MessagesView(PublicChatView):
 
 
 class IdentifyView(PublicChatView):
-    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+    throttle_classes = WRITES
 
     @extend_schema(
         request=IdentifyIn,
         responses=MessagesOut,
+        parameters=[TOKEN_PARAMETER],
         summary="Visitor gives name/email with consent",
         tags=["chat widget"],
     )
-    def post(self, request: Request, key: str, token: str) -> Response:
+    def post(self, request: Request, key: str) -> Response:
         data = self.valid(IdentifyIn)
         conversation = self.conversation()
         try:
             services.identify_visitor(conversation=conversation, **data)
         except ValidationError as exc:
             raise _bad_input(exc) from None
-        return _messages_response(conversation, list(conversation.messages.order_by("-id")[:1]))
+        conversation = services.conversation_by_token(site=self.site, token=self.chat_token) or conversation
+        return _messages_response(
+            conversation,
+            list(conversation.messages.order_by("-id")[:1]),
+            identified=services.is_identified(conversation),
+        )
 
 
 class HandoffView(PublicChatView):
-    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+    throttle_classes = WRITES
 
-    @extend_schema(request=None, responses=MessagesOut, summary="Ask for a person", tags=["chat widget"])
-    def post(self, request: Request, key: str, token: str) -> Response:
+    @extend_schema(
+        request=None,
+        responses=MessagesOut,
+        parameters=[TOKEN_PARAMETER],
+        summary="Ask for a person",
+        tags=["chat widget"],
+    )
+    def post(self, request: Request, key: str) -> Response:
         conversation = self.conversation()
         messages = services.request_handoff(conversation=conversation)
         conversation.refresh_from_db(fields=["status"])
@@ -405,10 +532,16 @@ class HandoffView(PublicChatView):
 
 
 class PageViewView(PublicChatView):
+    throttle_classes = WRITES
+
     @extend_schema(
-        request=PageIn, responses=OkOut, summary="Report the page the visitor is on", tags=["chat widget"]
+        request=PageIn,
+        responses=OkOut,
+        parameters=[TOKEN_PARAMETER],
+        summary="Report the page the visitor is on",
+        tags=["chat widget"],
     )
-    def post(self, request: Request, key: str, token: str) -> Response:
+    def post(self, request: Request, key: str) -> Response:
         data = self.valid(PageIn)
         try:
             services.record_page_view(conversation=self.conversation(), url=data["url"], title=data["title"])
@@ -419,23 +552,28 @@ class PageViewView(PublicChatView):
 
 class HeartbeatView(PublicChatView):
     @extend_schema(
-        request=None, responses=OkOut, summary="Widget still open (keeps 'live now')", tags=["chat widget"]
+        request=None,
+        responses=OkOut,
+        parameters=[TOKEN_PARAMETER],
+        summary="Widget still open (keeps 'live now')",
+        tags=["chat widget"],
     )
-    def post(self, request: Request, key: str, token: str) -> Response:
+    def post(self, request: Request, key: str) -> Response:
         services.heartbeat(conversation=self.conversation())
         return Response({"ok": True})
 
 
 class FeedbackView(PublicChatView):
-    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+    throttle_classes = WRITES
 
     @extend_schema(
         request=FeedbackIn,
         responses=MessagesOut,
+        parameters=[TOKEN_PARAMETER],
         summary="'Did that help?' on a bot answer",
         tags=["chat widget"],
     )
-    def post(self, request: Request, key: str, token: str) -> Response:
+    def post(self, request: Request, key: str) -> Response:
         data = self.valid(FeedbackIn)
         conversation = self.conversation()
         try:
@@ -448,15 +586,16 @@ class FeedbackView(PublicChatView):
 
 
 class CallbackView(PublicChatView):
-    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+    throttle_classes = WRITES
 
     @extend_schema(
         request=CallbackIn,
         responses=MessagesOut,
+        parameters=[TOKEN_PARAMETER],
         summary="Book a callback (out of hours)",
         tags=["chat widget"],
     )
-    def post(self, request: Request, key: str, token: str) -> Response:
+    def post(self, request: Request, key: str) -> Response:
         data = self.valid(CallbackIn)
         conversation = self.conversation()
         try:
@@ -467,15 +606,16 @@ class CallbackView(PublicChatView):
 
 
 class CloseView(PublicChatView):
-    throttle_classes = [ChatIpThrottle, ChatVisitorThrottle]
+    throttle_classes = WRITES
 
     @extend_schema(
         request=CloseIn,
         responses=OkOut,
+        parameters=[TOKEN_PARAMETER],
         summary="End the chat, with an optional 1–5 rating",
         tags=["chat widget"],
     )
-    def post(self, request: Request, key: str, token: str) -> Response:
+    def post(self, request: Request, key: str) -> Response:
         data = self.valid(CloseIn)
         try:
             services.close_conversation(

@@ -1,4 +1,7 @@
-"""Public chat-widget API endpoints (under /api/v1/chat/), all in the OpenAPI schema."""
+"""Public chat-widget endpoints (under /api/v1/chat/), all in the OpenAPI schema.
+
+No secret is ever in a path: the conversation is named by its token in the X-Chat-Token header
+(URLs land in access logs, proxies and browser history)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from django.urls import URLPattern, path
 from chatbot import api
 
 site = "sites/<str:key>/"
-conv = site + "conversations/<str:token>/"
+conv = site + "conversation/"
 
 urlpatterns: list[URLPattern] = [
     path(site + "config/", api.ConfigView.as_view(), name="chat-config"),

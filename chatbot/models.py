@@ -56,6 +56,12 @@ def default_greetings() -> dict:
     }
 
 
+DEFAULT_CONSENT_TEXT = (
+    "I agree that {name} stores these details to answer me and contact me about my request."
+)
+DEFAULT_MARKETING_TEXT = "Also send me news and offers (optional)."
+
+
 def validate_business_hours(value: object) -> None:
     """{"mon": [["09:00", "17:00"]], ...}; days missing or empty are closed."""
     if not isinstance(value, dict):
@@ -121,6 +127,15 @@ class Site(models.Model):
     brand_color = models.CharField(max_length=7, default="#1f5fbf")
     privacy_url = models.URLField(blank=True)
     privacy_text = models.TextField(blank=True, help_text="Shown when there is no privacy URL.")
+    # The consent wording the widget shows next to its checkboxes; recorded word for word (with
+    # its version) on the lead's consent history when a visitor ticks them. {name} = site name.
+    consent_text = models.TextField(
+        default=DEFAULT_CONSENT_TEXT, help_text="Contact consent wording; {name} is the site's name."
+    )
+    marketing_consent_text = models.TextField(default=DEFAULT_MARKETING_TEXT)
+    consent_version = models.CharField(
+        max_length=50, default="1", help_text="Change it whenever you change either wording."
+    )
     faq_threshold = models.FloatField(
         default=0.35,
         validators=[MinValueValidator(0), MaxValueValidator(1)],
@@ -171,11 +186,20 @@ class Site(models.Model):
         """True if `signature` is this site's signature of `email` (compared in constant time)."""
         if not (email and signature):
             return False
-        return hmac.compare_digest(self.identity_signature(email), signature.strip().lower())
+        # Bytes: compare_digest refuses non-ASCII str, and a made-up signature must not be a 500.
+        return hmac.compare_digest(
+            self.identity_signature(email).encode(), signature.strip().lower().encode()
+        )
 
     def is_open(self, now: datetime) -> bool:
         """True if `now` falls within the site's business hours, in the site's time zone."""
         return bot.is_open(self.business_hours, self.timezone, now)
+
+    def consent_wording(self, purpose: str) -> str:
+        """The exact consent sentence the widget shows for `purpose` ("contact" or "marketing")."""
+        if purpose == "marketing":
+            return self.marketing_consent_text
+        return self.consent_text.replace("{name}", self.name)
 
 
 class FaqEntry(models.Model):
@@ -244,9 +268,19 @@ class ConversationStatus(models.TextChoices):
 
 class Conversation(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="conversations")
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="conversations")
+    # No lead until the visitor writes, asks for a person or identifies: opening the widget is free.
+    lead = models.ForeignKey(
+        Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="conversations"
+    )
+    # This conversation created its lead (so a purge of empty chats may delete it with it).
+    lead_created = models.BooleanField(default=False)
+    # The visitor's credential for this conversation, issued by the server; sent in the
+    # X-Chat-Token header, never in a URL.
     token = models.CharField(max_length=40, unique=True, default=new_conversation_token)
-    visitor_id = models.CharField(max_length=64, db_index=True)
+    visitor_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # What the browser told us before there was a lead ({"pages": [...], "language": …,
+    # "timezone": …}): written on the lead (pages as page-view interactions) when it is made.
+    pending = models.JSONField(default=dict, blank=True)
     status = models.CharField(
         max_length=10, choices=ConversationStatus.choices, default=ConversationStatus.BOT
     )
@@ -282,7 +316,7 @@ class Conversation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Chat {self.pk} on {self.site_id} with lead {self.lead_id}"
+        return f"Chat {self.pk} on {self.site_id} with lead {self.lead_id or '(none yet)'}"
 
     @property
     def is_open(self) -> bool:

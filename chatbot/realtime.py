@@ -38,6 +38,12 @@ def lead_group(lead_id: int) -> str:
     return f"chat.lead.{lead_id}"
 
 
+def _groups(conversation: Conversation, *extra: str) -> tuple[str, ...]:
+    """The conversation's widget group, its lead's panels' group once it has a lead, and `extra`."""
+    lead = () if conversation.lead_id is None else (lead_group(conversation.lead_id),)
+    return (conversation_group(conversation.pk), *lead, *extra)
+
+
 def message_json(message: Message) -> dict[str, Any]:
     """The one shape of a message for the widget, the agent panel and the API."""
     agent_name = ""
@@ -127,7 +133,7 @@ def broadcast_messages(conversation: Conversation, messages: Sequence[Message]) 
     payloads = [message_json(m) for m in messages]
     if not payloads:
         return
-    groups = (conversation_group(conversation.pk), lead_group(conversation.lead_id))
+    groups = _groups(conversation)
     if len(payloads) == 1:
         event = {"type": "chat.message", "message": payloads[0], "conversation": conversation.pk}
     else:
@@ -147,13 +153,13 @@ def broadcast_status(conversation: Conversation, **extra: Any) -> None:
         "agent": (agent.first_name or agent.username) if agent is not None else "",
         **extra,
     }
-    send_on_commit(
-        (conversation_group(conversation.pk), lead_group(conversation.lead_id), INBOX_GROUP), event
-    )
+    send_on_commit(_groups(conversation, INBOX_GROUP), event)
 
 
 def broadcast_page_view(conversation: Conversation, *, url: str, title: str, now: datetime) -> None:
-    """After commit: the page the visitor is now on, to the lead's agent panels."""
+    """After commit: the page the visitor is now on, to the lead's agent panels (if it has a lead)."""
+    if conversation.lead_id is None:
+        return
     event = {
         "type": "chat.page",
         "conversation": conversation.pk,

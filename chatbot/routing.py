@@ -9,7 +9,8 @@ from chatbot import consumers
 
 websocket_urlpatterns: list[URLPattern] = [
     # Visitors come from the customers' own websites: the consumer checks the site's allowed origins.
-    path("ws/chat/visitor/<str:token>/", consumers.VisitorConsumer.as_asgi()),
+    # The conversation token comes in the first frame, never in the URL (URLs land in logs).
+    path("ws/chat/visitor/", consumers.VisitorConsumer.as_asgi()),
     # Staff sockets carry the session cookie: only pages of this server (ALLOWED_HOSTS) may open one,
     # so another website cannot ride a logged-in salesperson's cookie into the live chat.
     path("ws/chat/agent/<int:lead_id>/", AllowedHostsOriginValidator(consumers.AgentConsumer.as_asgi())),

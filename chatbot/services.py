@@ -2,7 +2,18 @@
 
 Starting or resuming a conversation, visitor messages and the bot's turn, hand-off to a person,
 the visitor's identity and consent, callbacks, a salesperson taking over and replying, page
-views, the "live now" heartbeat, "did that help?" feedback, closing, and proactive messages.
+views, the "live now" heartbeat, "did that help?" feedback, closing, proactive messages, the
+purge of empty anonymous chats, and the transcripts' export and erasure for the privacy app.
+
+Trust: a visitor's only credentials are the conversation token the server issued and, on the
+business's own pages, an identity signed with the site's secret (`Site.verify_identity`). A
+visitor id is chosen by the browser and proves nothing; a typed email is a claim, never a login:
+it never merges into, changes or reveals an existing lead (a new lead marked
+`possible_duplicate_of` is made instead, for a salesperson to check and merge by hand).
+
+Opening the widget creates a Conversation without a lead. The lead is made (or an anonymous one
+of the same visitor id reused) when the visitor writes, asks for a person or identifies; pages
+seen before that wait in `Conversation.pending` and are written as page views then.
 
 Every visitor and agent message is stored as a Message and as a chat_message Interaction on the
 lead. Leads and interactions are written through `leadcrm.services` alone (which queues the
@@ -14,15 +25,18 @@ widget fetches it when it reconnects. The bot's answers come from `chatbot.faq`;
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from secrets import token_urlsafe
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from chatbot import bot, realtime
@@ -45,13 +59,65 @@ LIVE_FOR = timedelta(minutes=2)
 MAX_MESSAGE_CHARS = 1000
 MAX_TRAIL = 20
 VISITOR_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+TYPED_EMAIL_KEY = "chat_typed_email"  # Lead.custom key: an email typed in the chat that another lead has
+
+
+# --- Transcripts for the privacy app (export, erasure) ---------------------------------------------
+
+
+def erase_transcripts(*, lead_ids: Sequence[int]) -> int:
+    """Remove the chat transcripts of these leads (set-based): every message and its text, the
+    conversations' pages, rating comments and visitor ids; closes them. Returns messages removed."""
+    ids = [int(i) for i in lead_ids]
+    if not ids:
+        return 0
+    with transaction.atomic():
+        conversations = Conversation.objects.filter(lead_id__in=ids)
+        _, per_model = Message.objects.filter(conversation__in=conversations).delete()
+        now = timezone.now()
+        conversations.update(
+            current_url="",
+            current_title="",
+            visitor_id="",
+            rating_comment="",
+            pending={},
+            status=ConversationStatus.CLOSED,
+            closed_at=now,
+        )
+    return per_model.get(Message._meta.label, 0)
+
+
+def transcripts_for(lead_id: int) -> list[dict[str, Any]]:
+    """A lead's chat transcripts as JSON-able dicts, oldest first (read-only; two queries)."""
+    conversations = list(
+        Conversation.objects.filter(lead_id=lead_id).select_related("site").order_by("started_at", "id")
+    )
+    by_conversation: dict[int, list[dict[str, Any]]] = {c.pk: [] for c in conversations}
+    messages = Message.objects.filter(conversation__lead_id=lead_id).order_by("id")
+    for conversation_id, sender, text, at in messages.values_list(
+        "conversation_id", "sender", "text", "created_at"
+    ):
+        by_conversation[conversation_id].append({"from": sender, "text": text, "at": at.isoformat()})
+    return [
+        {
+            "site": c.site.name,
+            "started_at": c.started_at.isoformat(),
+            "ended_at": c.closed_at.isoformat() if c.closed_at else None,
+            "status": c.status,
+            "rating": c.rating,
+            "rating_comment": c.rating_comment,
+            "messages": by_conversation[c.pk],
+        }
+        for c in conversations
+    ]
 
 
 # --- Leads ------------------------------------------------------------------------------------------
 
 
-def _touch_live(lead_id: int, now: datetime) -> None:
-    crm.mark_live(lead_id=lead_id, until=now + LIVE_FOR)
+def _touch_live(lead_id: int | None, now: datetime) -> None:
+    if lead_id is not None:
+        crm.mark_live(lead_id=lead_id, until=now + LIVE_FOR)
 
 
 def _valid_timezone(name: str) -> str:
@@ -62,27 +128,61 @@ def _valid_timezone(name: str) -> str:
     return name if name else ""
 
 
-def _lead_for_visitor(
-    *, site: Site, visitor_id: str, email: str, first_name: str, last_name: str, language: str, tz: str
-) -> Lead:
-    """Match by (verified) email, else by visitor id; else create a chat lead."""
-    lead = None
-    if email:
-        lead = Lead.objects.filter(email__iexact=email).first()
+def _anonymous_lead_of_visitor(visitor_id: str) -> Lead | None:
+    """A lead with this visitor id and no identity at all. The id is chosen by the browser, so it
+    may only find a lead that has nothing to reveal or protect: no email, phone, name or owner."""
+    if not visitor_id:
+        return None
+    return (
+        Lead.objects.filter(
+            visitor_id=visitor_id,
+            source=LeadSource.CHAT,
+            email__isnull=True,
+            phone="",
+            first_name="",
+            last_name="",
+            owner__isnull=True,
+            contact_consent=False,
+            marketing_consent=False,
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
+def _ensure_lead(conversation: Conversation, now: datetime) -> Lead:
+    """The conversation's lead; made now if it has none (the visitor wrote, asked or identified).
+
+    Call it with the conversation row locked. A new lead gets the browser's language and zone and
+    the pages seen so far (as page-view interactions)."""
+    if conversation.lead_id is not None:
+        return conversation.lead  # type: ignore[return-value]  # lead_id set: the lead exists
+    # The caller's copy may be stale: decide on the locked row, so one chat never makes two leads.
+    locked = (
+        Conversation.objects.select_for_update(of=("self",)).select_related("lead").get(pk=conversation.pk)
+    )
+    if locked.lead is not None:
+        conversation.lead, conversation.lead_created = locked.lead, locked.lead_created
+        return locked.lead
+    pending = locked.pending or {}
+    lead = _anonymous_lead_of_visitor(conversation.visitor_id)
     if lead is None:
-        lead = Lead.objects.filter(visitor_id=visitor_id).order_by("-id").first()
-    profile = {"preferred_language": language[:10], "timezone": _valid_timezone(tz)}
-    if lead is None:
-        # Any, as create_lead's **fields: a dict[str, str] could also fill its `now` (a datetime).
-        fields: dict[str, Any] = {k: v for k, v in profile.items() if v}
-        if email:
-            fields.update(email=email, first_name=first_name[:100], last_name=last_name[:100])
-        return crm.create_lead(source=LeadSource.CHAT, visitor_id=visitor_id, **fields)
-    missing: dict[str, Any] = {k: v for k, v in profile.items() if v and not getattr(lead, k)}
-    if lead.visitor_id != visitor_id:
-        missing["visitor_id"] = visitor_id
-    if missing:
-        crm.update_lead(lead=lead, **missing)
+        fields: dict[str, Any] = {
+            "preferred_language": str(pending.get("language") or "")[:10],
+            "timezone": _valid_timezone(str(pending.get("timezone") or "")),
+        }
+        lead = crm.create_lead(
+            source=LeadSource.CHAT,
+            visitor_id=conversation.visitor_id,
+            now=now,
+            **{k: v for k, v in fields.items() if v},
+        )
+    conversation.lead = lead
+    conversation.lead_created = True
+    conversation.pending = {}
+    conversation.save(update_fields=["lead", "lead_created", "pending"])
+    _record_pages(lead, list(pending.get("pages") or []), now)
+    realtime.broadcast_status(conversation, event="started")
     return lead
 
 
@@ -98,6 +198,15 @@ def _split_name(name: str) -> tuple[str, str]:
     return parts[0][:100], (parts[1] if len(parts) > 1 else "")[:100]
 
 
+def is_identified(conversation: Conversation) -> bool:
+    """The visitor proved who they are (signed identity) or their own chat lead has an email (not
+    one merely typed that another lead has): they may ask what we know about them, or to erase it."""
+    if conversation.identity_verified:
+        return True
+    lead = conversation.lead
+    return lead is not None and conversation.lead_created and bool(lead.email)
+
+
 # --- Conversations ----------------------------------------------------------------------------------
 
 
@@ -107,19 +216,51 @@ def _bot_message(conversation: Conversation, text: str, now: datetime, **fields:
     )
 
 
+def _page(page: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    url = str(page.get("url") or "")[:500]
+    if not url.startswith(("http://", "https://", "/")):
+        return None
+    at = page.get("at")
+    if isinstance(at, str):
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError:
+            at = None
+    occurred = at if isinstance(at, datetime) and at.tzinfo is not None and at <= now else now
+    return {"url": url, "title": str(page.get("title") or "")[:200], "at": occurred.isoformat()}
+
+
 def _record_pages(lead: Lead, pages: Sequence[dict[str, Any]], now: datetime) -> None:
-    for page in list(pages)[-MAX_TRAIL:]:
-        url = str(page.get("url") or "")[:500]
-        if not url:
+    for raw in list(pages)[-MAX_TRAIL:]:
+        page = _page(raw, now)
+        if page is None:
             continue
-        at = page.get("at")
-        occurred = at if isinstance(at, datetime) and at <= now else now
         crm.record_interaction(
             lead=lead,
             kind="page_view",
-            occurred_at=occurred,
-            payload={"url": url, "title": str(page.get("title") or "")[:200], "via": "chat_widget"},
+            occurred_at=datetime.fromisoformat(page["at"]),
+            payload={"url": page["url"], "title": page["title"], "via": "chat_widget"},
         )
+
+
+def open_conversation(*, site: Site, token: str) -> Conversation | None:
+    """The conversation of this site whose token is `token` (compared in constant time), or None."""
+    return conversation_by_token(site=site, token=token, open_only=True)
+
+
+def conversation_by_token(*, site: Site, token: str, open_only: bool = False) -> Conversation | None:
+    """The conversation of `site` whose server-issued token is `token`, or None."""
+    if not token or len(token) > 64:
+        return None
+    conversations = Conversation.objects.select_related("lead", "site").filter(site=site, token=token)
+    if open_only:
+        conversations = conversations.exclude(status=ConversationStatus.CLOSED)
+    conversation = conversations.first()
+    # The database finds the row by its unique index; the secret itself is then compared in
+    # constant time, so no answer depends on how much of a guessed token was right.
+    if conversation is None or not hmac.compare_digest(conversation.token.encode(), token.encode()):
+        return None
+    return conversation
 
 
 @transaction.atomic
@@ -127,6 +268,7 @@ def start_conversation(
     *,
     site: Site,
     visitor_id: str = "",
+    token: str = "",
     page_url: str = "",
     page_title: str = "",
     language: str = "",
@@ -137,40 +279,54 @@ def start_conversation(
     identity_signature: str = "",
     now: datetime | None = None,
 ) -> tuple[Conversation, bool]:
-    """Resume the visitor's open conversation on this site, or start one (greeting included)."""
+    """Resume the open conversation whose server-issued `token` the widget holds, or start one.
+
+    No lead is made here unless the page's identity is verified: a signed identity links to its
+    lead (created if new). A token of the visitor's earlier, closed conversation on this site
+    carries its lead over (the server issued that token, so it is the same visitor). A visitor id
+    alone links to nothing."""
     now = now or timezone.now()
     if not VISITOR_ID_RE.match(visitor_id or ""):
-        from secrets import token_urlsafe
-
         visitor_id = "v_" + token_urlsafe(16)
-    existing = (
-        Conversation.objects.filter(site=site, visitor_id=visitor_id)
-        .exclude(status=ConversationStatus.CLOSED)
-        .select_related("lead")
-        .order_by("-id")
-        .first()
-    )
-    if existing is not None:
-        _touch_live(existing.lead_id, now)
+    earlier = conversation_by_token(site=site, token=token)
+    if earlier is not None and earlier.is_open:
+        _touch_live(earlier.lead_id, now)
         if page_url:
-            record_page_view(conversation=existing, url=page_url, title=page_title, now=now)
-        return existing, False
+            record_page_view(conversation=earlier, url=page_url, title=page_title, now=now)
+        return earlier, False
 
     verified = site.verify_identity(identity_email, identity_signature)
-    email = identity_email.strip().lower() if verified else ""
-    first, last = _split_name(identity_name) if verified else ("", "")
-    lead = _lead_for_visitor(
-        site=site,
-        visitor_id=visitor_id,
-        email=email,
-        first_name=first,
-        last_name=last,
-        language=language,
-        tz=tz,
-    )
+    lead: Lead | None = None
+    lead_created = False
+    if verified:
+        email = identity_email.strip().lower()
+        lead = Lead.objects.filter(email__iexact=email).first()
+        if lead is None:
+            first, last = _split_name(identity_name)
+            # Any, as create_lead's **fields: a dict[str, str] could also fill its `now` (a datetime).
+            profile: dict[str, Any] = {"preferred_language": language[:10], "timezone": _valid_timezone(tz)}
+            lead = crm.create_lead(
+                source=LeadSource.CHAT,
+                email=email,
+                first_name=first,
+                last_name=last,
+                visitor_id=visitor_id,
+                now=now,
+                **{k: v for k, v in profile.items() if v},
+            )
+            lead_created = True
+    elif (
+        earlier is not None
+        and earlier.lead_id is not None
+        and (earlier.lead_created or earlier.identity_verified)
+    ):
+        lead = earlier.lead
+        lead_created = earlier.lead_created  # the same visitor keeps the same rights to that lead
+        verified = earlier.identity_verified
     conversation = Conversation.objects.create(
         site=site,
         lead=lead,
+        lead_created=lead_created,
         visitor_id=visitor_id,
         identity_verified=verified,
         current_url=page_url[:500],
@@ -178,9 +334,9 @@ def start_conversation(
         started_at=now,
         last_message_at=now,
     )
-    # A name is used only if the visitor told us (in chat) or the page's identity was verified.
-    name = lead.first_name if (verified or lead.contact_consent) else ""
-    flow = _segment_flow(site, lead)
+    # A name is used only with a verified identity or the person's own contact consent.
+    name = lead.first_name if lead is not None and (verified or lead.contact_consent) else ""
+    flow = _segment_flow(site, lead) if lead is not None else None
     messages = [
         _bot_message(
             conversation,
@@ -204,8 +360,13 @@ def start_conversation(
             )
         )
     pages = [*trail, {"url": page_url, "title": page_title}] if page_url else list(trail)
-    _record_pages(lead, pages, now)
-    _touch_live(lead.pk, now)
+    if lead is not None:
+        _record_pages(lead, pages, now)
+        _touch_live(lead.pk, now)
+    else:
+        kept = [p for p in (_page(page, now) for page in list(pages)[-MAX_TRAIL:]) if p is not None]
+        conversation.pending = {"pages": kept, "language": language[:10], "timezone": tz[:64]}
+        conversation.save(update_fields=["pending"])
     realtime.broadcast_status(conversation, event="started")
     return conversation, True
 
@@ -265,6 +426,7 @@ def post_visitor_message(
     if conversation.status == ConversationStatus.CLOSED:
         conversation.status = ConversationStatus.BOT
         conversation.closed_at = None
+    lead_id = conversation.lead_id or _ensure_lead(conversation, now).pk
     score = sentiment_score(text)
     reply = _decide(conversation, text, score) if conversation.status == ConversationStatus.BOT else None
     visitor_message = Message.objects.create(
@@ -278,7 +440,7 @@ def post_visitor_message(
         created_at=now,
     )
     crm.record_interaction(
-        lead=conversation.lead_id,
+        lead=lead_id,
         kind="chat_message",
         occurred_at=now,
         payload={"text": text, "conversation_id": conversation.pk, "from": Sender.VISITOR},
@@ -313,7 +475,7 @@ def _decide(conversation: Conversation, text: str, score: float) -> bot.Reply:
 def _bot_turn(conversation: Conversation, reply: bot.Reply, now: datetime) -> list[Message]:
     conversation.unsure_count = reply.unsure_count
     conversation.negative_count = reply.negative_count
-    if reply.interests or reply.city:
+    if (reply.interests or reply.city) and conversation.lead is not None:
         _apply_stated_profile(conversation.lead, reply)
     if reply.action == "handoff":
         out = [_bot_message(conversation, reply.text, now)] if reply.text else []
@@ -340,8 +502,10 @@ def _messages_since(conversation: Conversation, first: Message) -> list[Message]
     return [first, *following]
 
 
-def _has_contact(lead: Lead) -> bool:
-    return bool(lead.email or lead.phone) and lead.contact_consent
+def _has_contact(lead: Lead | None) -> bool:
+    if lead is None:
+        return False
+    return bool(lead.email or lead.phone or lead.custom.get(TYPED_EMAIL_KEY)) and lead.contact_consent
 
 
 def _handoff(conversation: Conversation, now: datetime) -> list[Message]:
@@ -377,6 +541,7 @@ def request_handoff(*, conversation: Conversation, now: datetime | None = None) 
     if conversation.status == ConversationStatus.CLOSED:
         conversation.status = ConversationStatus.BOT
         conversation.save(update_fields=["status"])
+    _ensure_lead(conversation, now)  # a salesperson works on a lead: asking for one makes it
     out = _handoff(conversation, now)
     conversation.last_message_at = now
     conversation.save(update_fields=["last_message_at", "unsure_count"])
@@ -394,15 +559,24 @@ def identify_visitor(
     phone: str = "",
     contact_consent: bool = False,
     marketing_consent: bool = False,
+    consent_version: str = "",
     now: datetime | None = None,
 ) -> Lead:
-    """Store the name/email/phone the visitor typed, with their consent and its time, on the lead."""
+    """Store what the visitor typed on this chat's own lead, and their consent with its wording.
+
+    A typed email is a claim, not a proof: it never touches, merges into or reveals a lead that
+    already has it. Such a lead is only pointed at (`possible_duplicate_of`) for a salesperson to
+    check; the answer is the same whether the email was known or not. A lead linked by a signed
+    identity keeps its email; what the visitor types only fills its blanks."""
     now = now or timezone.now()
     email = (email or "").strip().lower()
     phone = (phone or "").strip()[:40]
     name = (name or "").strip()[:200]
     if not (email or phone or name):
         raise ValidationError({"email": "Give at least your name, email or phone."})
+    for field, value in (("name", name), ("email", email), ("phone", phone)):
+        if "\x00" in value:
+            raise ValidationError({field: "Remove the invisible control character (NUL) and try again."})
     if (email or phone) and not contact_consent:
         raise ValidationError(
             {"contact_consent": "Please agree that we may store your details and contact you."}
@@ -417,27 +591,62 @@ def identify_visitor(
         .select_related("lead", "site")
         .get(pk=conversation.pk)
     )
-    lead = conversation.lead
-    if email and (lead.email or "").lower() != email:
-        existing = Lead.objects.filter(email__iexact=email).exclude(pk=lead.pk).first()
-        if existing is not None:
-            lead = _merge_visitor_lead(anonymous=lead, into=existing, conversation=conversation)
+    site = conversation.site
+    if (contact_consent or marketing_consent) and consent_version and consent_version != site.consent_version:
+        raise ValidationError(
+            {
+                "consent_version": "Our consent wording has just changed. Please reload the page and read it again."
+            }
+        )
+    if conversation.lead_id is not None and not (conversation.lead_created or conversation.identity_verified):
+        # Not this visitor's to edit (linked some other way): their details go on a lead of their own.
+        Conversation.objects.filter(pk=conversation.pk).update(lead=None, lead_created=False, visitor_id="")
+        conversation.lead, conversation.lead_created, conversation.visitor_id = None, False, ""
+    lead = _ensure_lead(conversation, now)
     first, last = _split_name(name)
-    fields: dict[str, Any] = {"visitor_id": conversation.visitor_id}
-    if first:
-        fields.update(first_name=first, last_name=last or lead.last_name)
-    if email:
-        fields["email"] = email
-    if phone:
-        fields["phone"] = phone
-    if contact_consent:
-        fields.update(contact_consent=True, contact_consent_at=now)
-    if marketing_consent:
-        fields.update(marketing_consent=True, marketing_consent_at=now)
-    lead = crm.update_lead(lead=lead, now=now, **fields)
+    fields: dict[str, Any] = {}
+    if conversation.identity_verified:
+        # The signed identity decides who this is; typed details only fill blanks.
+        if first and not lead.first_name:
+            fields.update(first_name=first, last_name=last)
+        if phone and not lead.phone:
+            fields["phone"] = phone
+    else:
+        if first:
+            fields.update(first_name=first, last_name=last)
+        if phone:
+            fields["phone"] = phone
+        if email and email != (lead.email or ""):
+            known = (
+                Lead.objects.filter(email__iexact=email)
+                .exclude(pk=lead.pk)
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if known is None:
+                fields["email"] = email
+                custom = dict(lead.custom or {})
+                if custom.pop(TYPED_EMAIL_KEY, None) is not None:
+                    fields["custom"] = custom
+                fields["possible_duplicate_of"] = None
+            else:
+                fields["custom"] = {**(lead.custom or {}), TYPED_EMAIL_KEY: email}
+                fields["possible_duplicate_of_id"] = known
+    if fields:
+        lead = _update_chat_lead(lead, fields, now)
+    for purpose, given in (("contact", contact_consent), ("marketing", marketing_consent)):
+        if given:
+            crm.record_consent(
+                lead=lead,
+                purpose=purpose,
+                granted=True,
+                source="widget",
+                text=site.consent_wording(purpose),
+                text_version=site.consent_version,
+                now=now,
+            )
     thanks = f"Thanks{', ' + first if first else ''}! We've saved your details."
     actions: list[dict[str, Any]] = []
-    site = conversation.site
     if conversation.handoff_at and not site.is_open(now):
         opens = bot.next_opening(site.business_hours, site.timezone, now)
         if opens:
@@ -455,14 +664,11 @@ def identify_visitor(
     return lead
 
 
-def _merge_visitor_lead(*, anonymous: Lead, into: Lead, conversation: Conversation) -> Lead:
-    """The visitor turned out to be a known lead: move the chat's history over (set-based)."""
-    crm.move_interactions(from_lead=anonymous, to_lead=into)
-    Conversation.objects.filter(lead=anonymous).update(lead=into)
-    conversation.lead = into
-    if anonymous.source == LeadSource.CHAT and not anonymous.email and not anonymous.owner_id:
-        crm.delete_lead(lead=anonymous)
-    return into
+def _update_chat_lead(lead: Lead, fields: dict[str, Any], now: datetime) -> Lead:
+    # update_lead knows field names, not "<fk>_id"; the duplicate mark is set by id.
+    if "possible_duplicate_of_id" in fields:
+        fields["possible_duplicate_of"] = Lead(pk=fields.pop("possible_duplicate_of_id"))
+    return crm.update_lead(lead=lead, now=now, **fields)
 
 
 @transaction.atomic
@@ -473,7 +679,7 @@ def schedule_callback(
     now = now or timezone.now()
     conversation = Conversation.objects.select_related("lead", "site").get(pk=conversation.pk)
     lead = conversation.lead
-    if not _has_contact(lead):
+    if lead is None or not _has_contact(lead):
         raise ValidationError(
             {"contact": "Leave your email or phone (and your consent) first, so we can call you."}
         )
@@ -509,7 +715,7 @@ def take_over(*, conversation: Conversation, user: User, now: datetime | None = 
     )
     if conversation.status == ConversationStatus.HUMAN and conversation.agent_id == user.pk:
         return conversation
-    lead = conversation.lead
+    lead = _ensure_lead(conversation, now)
     if lead.owner_id is None and is_salesperson(user):
         crm.claim_lead(lead=lead, user=user)
     conversation.status = ConversationStatus.HUMAN
@@ -540,7 +746,7 @@ def post_agent_message(
         conversation=conversation, sender=Sender.AGENT, text=text, agent=user, created_at=now
     )
     crm.record_interaction(
-        lead=conversation.lead_id,
+        lead=_ensure_lead(conversation, now).pk,
         kind="chat_message",
         occurred_at=now,
         payload={"text": text, "conversation_id": conversation.pk, "from": Sender.AGENT},
@@ -561,13 +767,22 @@ def record_page_view(
     if not url.startswith(("http://", "https://", "/")):
         raise ValidationError({"url": "Give the page's URL, e.g. https://example.com/pricing."})
     title = (title or "").strip()[:200]
-    crm.record_interaction(
-        lead=conversation.lead_id,
-        kind="page_view",
-        occurred_at=now,
-        payload={"url": url, "title": title, "via": "chat_widget"},
-    )
-    Conversation.objects.filter(pk=conversation.pk).update(current_url=url, current_title=title)
+    locked = Conversation.objects.select_for_update(of=("self",)).get(pk=conversation.pk)
+    if locked.lead_id is not None:
+        crm.record_interaction(
+            lead=locked.lead_id,
+            kind="page_view",
+            occurred_at=now,
+            payload={"url": url, "title": title, "via": "chat_widget"},
+        )
+    else:  # no lead yet: kept on the conversation, written as page views when the lead is made
+        pending = dict(locked.pending or {})
+        pages = [*list(pending.get("pages") or []), {"url": url, "title": title, "at": now.isoformat()}]
+        pending["pages"] = pages[-MAX_TRAIL:]
+        locked.pending = pending
+    locked.current_url, locked.current_title = url, title
+    locked.save(update_fields=["pending", "current_url", "current_title"])
+    conversation = locked
     _touch_live(conversation.lead_id, now)
     realtime.broadcast_page_view(conversation, url=url, title=title, now=now)
 
@@ -619,7 +834,8 @@ def close_conversation(
     if comment:
         conversation.rating_comment = comment.strip()[:2000]
     conversation.save(update_fields=["status", "closed_at", "rating", "rating_comment"])
-    crm.mark_live(lead_id=conversation.lead_id, until=None)
+    if conversation.lead_id is not None:
+        crm.mark_live(lead_id=conversation.lead_id, until=None)
     realtime.broadcast_status(conversation, event="closed")
     return conversation
 
@@ -635,3 +851,71 @@ def proactive_for(site: Site, *, lead: Lead | None) -> list[dict[str, Any]]:
         for m in messages
         if m.segment_id is None or m.segment_id in segments
     ]
+
+
+# --- Purge of empty anonymous chats ----------------------------------------------------------------
+
+PURGE_BATCH = 1000
+
+
+def empty_conversations(*, older_than: datetime) -> Any:
+    """Conversations nobody wrote in (no visitor or agent message), with no verified identity and
+    no identity on their lead, and quiet since before `older_than`."""
+    spoken = Message.objects.filter(conversation=OuterRef("pk"), sender__in=[Sender.VISITOR, Sender.AGENT])
+    return (
+        Conversation.objects.filter(last_message_at__lt=older_than, identity_verified=False)
+        .exclude(Exists(spoken))
+        .filter(
+            Q(lead__isnull=True)
+            | Q(lead__email__isnull=True, lead__phone="", lead__first_name="", lead__last_name="")
+        )
+    )
+
+
+def purge_empty_conversations(*, older_than: timedelta, now: datetime | None = None) -> tuple[int, int]:
+    """Delete empty anonymous conversations older than `older_than`, and the leads they made that
+    have nothing else (no other conversation, no owner). Set-based, in batches. Returns
+    (conversations, leads) deleted."""
+    now = now or timezone.now()
+    conversations_deleted = leads_deleted = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                empty_conversations(older_than=now - older_than).values_list("pk", flat=True)[:PURGE_BATCH]
+            )
+            if not batch:
+                break
+            others = Conversation.objects.filter(lead=OuterRef("pk")).exclude(pk__in=batch)
+            lead_ids = list(
+                Lead.objects.filter(
+                    conversations__pk__in=batch,
+                    conversations__lead_created=True,
+                    source=LeadSource.CHAT,
+                    owner__isnull=True,
+                    email__isnull=True,
+                    phone="",
+                )
+                .exclude(Exists(others))
+                .values_list("pk", flat=True)
+                .distinct()
+            )
+            Message.objects.filter(conversation_id__in=batch).delete()
+            conversations_deleted += (
+                Conversation.objects.filter(pk__in=batch).delete()[1].get(Conversation._meta.label, 0)
+            )
+            leads_deleted += crm.delete_leads(lead_ids=lead_ids)
+        if len(batch) < PURGE_BATCH:
+            break
+    return conversations_deleted, leads_deleted
+
+
+@transaction.atomic
+def merge_duplicate(*, duplicate: Lead, by: User) -> Lead:
+    """A salesperson confirmed that a lead marked `possible_duplicate_of` is that known person:
+    its chats, interactions and follow-ups move over, and it is deleted (leadcrm decides who may)."""
+    target_id = duplicate.possible_duplicate_of_id
+    if target_id is None:
+        raise ValidationError("This lead is not marked as a possible duplicate.")
+    # Chats first, so deleting the duplicate does not take them with it; a refusal below rolls back.
+    Conversation.objects.filter(lead=duplicate).update(lead_id=target_id, lead_created=False)
+    return crm.merge_possible_duplicate(duplicate=duplicate, by=by)

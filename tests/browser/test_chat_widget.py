@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -84,6 +86,13 @@ def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browse
     form.get_by_role("button", name="Save my details").click()
     log.get_by_text("Thanks, Ada!").wait_for()
 
+    # Identified: "What do you know about me?" downloads the privacy export (token in a header).
+    with vpage.expect_download() as download:
+        chat.get_by_role("button", name="What do you know about me?").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert "ada@example.com" in json.dumps(exported)
+    assert chat.get_by_role("button", name="Ask us to erase my data").is_visible()
+
     # Ask for a human in words.
     chat.get_by_label("Your message").fill("Can I talk to a human please?")
     chat.get_by_role("button", name="Send").click()
@@ -122,6 +131,17 @@ def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browse
     apage.screenshot(path="/tmp/chat_agent.png", full_page=True)
     lead.refresh_from_db()
     assert lead.owner.username == "sam"
+
+    # "Ask us to erase my data" POSTs the erasure request and shows the answer.
+    vpage.once("dialog", lambda dialog: dialog.accept())
+    chat.get_by_role("button", name="Ask us to erase my data").click()
+    answer = chat.get_by_role("group", name="Your data").get_by_role("status")
+    for _ in range(50):
+        if answer.inner_text().strip():
+            break
+        vpage.wait_for_timeout(100)
+    assert answer.inner_text().strip()
+    assert "Something went wrong" not in answer.inner_text()
     visitor.close()
     agent.close()
 
@@ -153,4 +173,59 @@ def test_widget_survives_a_reload_and_a_network_drop(browser, asgi_server) -> No
     log.get_by_text("Dogs are welcome").wait_for()
     assert log.locator("li.pending").count() == 0
     assert log.get_by_text("Can I bring my dog?").count() == 1  # sent once, shown once
+    context.close()
+
+
+STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'"
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["DEBUG on", "DEBUG off"])
+def test_widget_works_on_a_host_page_with_a_strict_content_security_policy(
+    browser, asgi_server, settings, debug
+) -> None:
+    settings.DEBUG = debug
+    site = install_demo_site(origins=[asgi_server])
+    site.business_hours = ALWAYS_OPEN
+    site.save()
+    host_page = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Strict shop</title></head>"
+        "<body><h1>A shop with a strict CSP</h1>"
+        f'<script src="/static/chatbot/widget.js" data-site="{site.public_key}" async></script>'
+        "</body></html>"
+    )
+    context = browser.new_context()
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    # The host page itself comes with the strict policy (same origin as the CRM, so 'self' covers
+    # the widget's script, stylesheet, API and websocket).
+    page.route(
+        f"{asgi_server}/strict-shop/",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="text/html",
+            body=host_page,
+            headers={"Content-Security-Policy": STRICT_CSP},
+        ),
+    )
+    page.goto(f"{asgi_server}/strict-shop/")
+    chat = page.locator("#leadcrm-chat")
+    launcher = chat.get_by_role("button", name="Chat with us")
+    launcher.wait_for()
+    # Styled by widget.css: fixed in the corner, in the brand colour (not an unstyled button).
+    assert launcher.evaluate("b => getComputedStyle(b.parentNode).position") == "fixed"
+    assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") != "rgb(239, 239, 239)"
+    launcher.click()
+    log = chat.get_by_role("log", name="Chat messages")
+    log.locator("li.bot").first.wait_for()
+    chat.get_by_label("Your message").fill("Do you deliver?")
+    chat.get_by_role("button", name="Send").click()
+    log.get_by_text("We deliver within 10 km").wait_for()
+    page.wait_for_timeout(300)
+    page.screenshot(path=f"/tmp/chat_widget_strict_csp_{'debug' if debug else 'prod'}.png")
+    assert violations == []
     context.close()

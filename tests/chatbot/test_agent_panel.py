@@ -18,6 +18,7 @@ def _chat(text: str = "hello there"):
         site=site, visitor_id="visitor-panel-1", page_url=f"{ORIGIN}/cakes/"
     )
     services.post_visitor_message(conversation=conversation, text=text)
+    conversation.refresh_from_db()  # the first message made its lead
     return conversation
 
 

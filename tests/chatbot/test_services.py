@@ -8,10 +8,11 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
 from chatbot import services
+from chatbot.models import Conversation
 from chatbot.routing import websocket_urlpatterns
 from chatbot.sentiment import sentiment_score
 from demo.site import DEMO_FAQ, install_demo_site
-from tests.factories import make_segment, make_user
+from tests.factories import make_lead, make_segment, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,6 +40,7 @@ def test_repeated_negative_sentiment_hands_off_to_a_person(site) -> None:
     conversation, _ = services.start_conversation(site=site, visitor_id="visitor-angry-01")
     services.post_visitor_message(conversation=conversation, text="This is useless, I am so angry")
     conversation.refresh_from_db()
+    assert conversation.lead is not None  # the first message made the lead
     assert conversation.status == "bot"
     assert conversation.negative_count == 1
     services.post_visitor_message(conversation=conversation, text="Terrible, awful service")
@@ -67,7 +69,17 @@ def test_segment_flow_greets_and_offers(site) -> None:
         visitor_id="visitor-vip-0001", first_name="Ada", contact_consent=True, email="v@example.com"
     )
     vip.memberships.create(lead=lead)
-    conversation, _ = services.start_conversation(site=site, visitor_id="visitor-vip-0001")
+    # The visitor id alone is anyone's guess: no lead, no segment, no name.
+    anonymous, _ = services.start_conversation(site=site, visitor_id="visitor-vip-0001")
+    assert anonymous.lead is None
+    assert "Ada" not in anonymous.messages.first().text
+    # The business's page signs the logged-in visitor's email: their segment's flow and name.
+    conversation, _ = services.start_conversation(
+        site=site,
+        visitor_id="visitor-vip-0002",
+        identity_email="v@example.com",
+        identity_signature=site.identity_signature("v@example.com"),
+    )
     texts = list(conversation.messages.values_list("text", flat=True))
     assert texts[:2] == ["Welcome back, Ada, our VIP!", "10% off cakes today."]
 
@@ -104,20 +116,24 @@ def test_visitor_socket_needs_an_allowed_origin_and_receives_agent_replies(site)
     seller = make_user("sam", first_name="Sam")
 
     async def scenario() -> None:
-        evil = _socket(f"/ws/chat/visitor/{conversation.token}/", origin="https://evil.example")
-        connected, _ = await evil.connect()
-        assert not connected
-        ws = _socket(f"/ws/chat/visitor/{conversation.token}/")
-        connected, _ = await ws.connect()
-        assert connected
+        evil = _socket("/ws/chat/visitor/", origin="https://evil.example")
+        assert (await evil.connect())[0]
+        await evil.send_json_to({"type": "auth", "token": conversation.token})
+        assert (await evil.receive_output(timeout=3))["type"] == "websocket.close"
+        ws = _socket("/ws/chat/visitor/")
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"type": "auth", "token": conversation.token})
+        assert (await ws.receive_json_from(timeout=3)) == {"type": "ready"}
         from channels.db import database_sync_to_async
 
         await database_sync_to_async(services.post_agent_message)(
             conversation=conversation, user=seller, text="<i>Hi</i>"
         )
-        events = [await ws.receive_json_from(timeout=3) for _ in range(3)]
-        texts = [e["message"]["text"] for e in events if e["type"] == "message"]
-        assert "<i>Hi</i>" in texts
+        expected = {"Sam from our team has joined the chat.", "<i>Hi</i>"}
+        texts: set[str] = set()
+        while not expected <= texts:  # status events (the lead's creation, take-over) come too
+            event = await ws.receive_json_from(timeout=3)
+            texts |= {event["message"]["text"]} if event["type"] == "message" else set()
         await ws.disconnect()
 
     run_in_own_loop(scenario)
@@ -126,9 +142,9 @@ def test_visitor_socket_needs_an_allowed_origin_and_receives_agent_replies(site)
 def test_agent_socket_follows_the_role_rule(site) -> None:
     conversation, _ = services.start_conversation(site=site, visitor_id="visitor-sock-0002")
     owner, rival = make_user("owner"), make_user("rival")
-    lead = conversation.lead
-    lead.owner = owner
-    lead.save()
+    lead = make_lead(owner=owner)
+    Conversation.objects.filter(pk=conversation.pk).update(lead=lead, lead_created=True)
+    conversation.refresh_from_db()
 
     async def scenario() -> None:
         hidden = _socket(f"/ws/chat/agent/{lead.pk}/", user=rival)

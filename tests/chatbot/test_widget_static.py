@@ -26,3 +26,21 @@ def test_widget_and_panel_never_write_html() -> None:
 
 def test_widget_renders_in_a_shadow_root() -> None:
     assert "attachShadow" in WIDGET.read_text(encoding="utf-8")
+
+
+def test_widget_injects_no_inline_styles_and_ships_its_stylesheet() -> None:
+    source = WIDGET.read_text(encoding="utf-8")
+    # A strict CSP (style-src 'self') blocks <style> elements and style="" attributes.
+    assert not re.search(r"""el\(\s*["']style["']|createElement\(\s*["']style["']""", source)
+    assert not re.search(r"""["']?style["']?\s*:\s*["']""", source)
+    assert not re.search(r"""setAttribute\(\s*["']style["']""", source)
+    assert "widget.css" in source
+    css = WIDGET.with_name("widget.css").read_text(encoding="utf-8")
+    assert ".w{position:fixed" in css
+
+
+def test_widget_puts_no_token_in_urls() -> None:
+    source = WIDGET.read_text(encoding="utf-8")
+    assert "X-Chat-Token" in source
+    assert "encodeURIComponent(token)" not in source
+    assert "?visitor_id=" not in source

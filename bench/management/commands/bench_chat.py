@@ -55,23 +55,29 @@ class Http:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], bytes]:
+    async def request(
+        self, method: str, path: str, body: Any = None, token: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
         try:
-            return await self._request(method, path, body)
+            return await self._request(method, path, body, token)
         except (ConnectionError, IndexError, asyncio.IncompleteReadError):
             # The server closed an idle keep-alive connection: reconnect once and resend.
             await self.close()
             self.reader = self.writer = None
-            return await self._request(method, path, body)
+            return await self._request(method, path, body, token)
 
-    async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], bytes]:
+    async def _request(
+        self, method: str, path: str, body: Any = None, token: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         data = json.dumps(body).encode() if body is not None else b""
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nOrigin: {BENCH_ORIGIN}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\nConnection: keep-alive\r\n\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\nConnection: keep-alive\r\n"
+            + (f"X-Chat-Token: {token}\r\n" if token else "")
+            + "\r\n"
         )
         self.writer.write(head.encode() + data)
         await self.writer.drain()
@@ -246,7 +252,7 @@ class Command(BaseCommand):
             )
             token = json.loads(body)["token"]
             await warm.request(
-                "POST", base + f"conversations/{token}/messages/", {"text": "When are you open?"}
+                "POST", base + "conversation/messages/", {"text": "When are you open?"}, token=token
             )
         await warm.close()
 
@@ -277,9 +283,13 @@ class Command(BaseCommand):
                         while not done.is_set():
                             try:
                                 async with connect(
-                                    f"ws://127.0.0.1:{port}/ws/chat/visitor/{token}/",
+                                    f"ws://127.0.0.1:{port}/ws/chat/visitor/",
                                     origin=Origin(BENCH_ORIGIN),
                                 ) as ws:
+                                    # The token travels in the first frame, never in the URL.
+                                    await ws.send(json.dumps({"type": "auth", "token": token}))
+                                    while json.loads(await ws.recv()).get("type") != "ready":
+                                        pass
                                     open_now += 1
                                     peak = max(peak, open_now)
                                     if first:
@@ -291,7 +301,7 @@ class Command(BaseCommand):
                                     try:
                                         if not first:
                                             _, _, body = await resync.request(
-                                                "GET", base + f"conversations/{token}/messages/?after=0"
+                                                "GET", base + "conversation/messages/?after=0", token=token
                                             )
                                             fetched.update(m["id"] for m in json.loads(body)["messages"])
                                         async for raw in ws:
@@ -316,8 +326,9 @@ class Command(BaseCommand):
                     started = time.perf_counter()
                     status, headers, body = await http.request(
                         "POST",
-                        base + f"conversations/{token}/messages/",
+                        base + "conversation/messages/",
                         {"text": text, "client_id": f"{run}-{k}"},
+                        token=token,
                     )
                     client_ms.append((time.perf_counter() - started) * 1000)
                     if status != 200:

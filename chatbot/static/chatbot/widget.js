@@ -2,7 +2,10 @@
  * <script src="https://crm.example.com/static/chatbot/widget.js" data-site="KEY" async></script>
  * Optional identity (signed by your server): data-user-email, data-user-name, data-user-hash
  * (hex HMAC-SHA256 of the lower-cased email with the site's identity secret).
- * Everything the visitor or an agent writes is rendered with textContent, never as HTML. */
+ * Everything the visitor or an agent writes is rendered with textContent, never as HTML.
+ * Styles: widget.css beside this file (no inline styles: works under a strict CSP).
+ * The conversation token travels in the X-Chat-Token header and the socket's first frame, never
+ * in a URL. */
 (function () {
   "use strict";
   var script = document.currentScript || document.querySelector("script[data-site]");
@@ -30,23 +33,31 @@
   var vid = get("vid") || "v_" + rid();
   put("vid", vid);
   var token = get("token");
+  var prev = get("prev"); // the last, closed conversation's token: the server links its lead
+  var known = false; // the server says the visitor is identified (may see / erase their data)
   var lastId = 0; // a reload renders the whole open conversation again
   var outbox = get("outbox", []);
   var trail = get("trail", []);
   var here = { url: location.href, title: document.title.slice(0, 200), at: new Date().toISOString() };
   trail.push(here);
   put("trail", trail.slice(-20));
-  var cfg = { name: "Chat", brand_color: "#1f5fbf", privacy_url: "", privacy_text: "", proactive: [], max_message_chars: 1000 };
+  var cfg = { name: "Chat", brand_color: "#1f5fbf", privacy_url: "", privacy_text: "", proactive: [], max_message_chars: 1000,
+    consent_text: "I agree that you store these details to answer me and contact me about my request.",
+    marketing_consent_text: "Also send me news and offers (optional).", consent_version: "" };
 
   // --- HTTP ----------------------------------------------------------------------------------
-  function call(method, path, body) {
+  function call(method, path, body, tok, raw) {
+    var h = body ? { "Content-Type": "application/json" } : {};
+    tok = tok === undefined ? token : tok;
+    if (tok) h["X-Chat-Token"] = tok;
     return fetch(API + path, {
       method: method,
-      headers: body ? { "Content-Type": "application/json" } : {},
+      headers: h,
       body: body ? JSON.stringify(body) : undefined,
       credentials: "omit",
       mode: "cors"
     }).then(function (r) {
+      if (raw && r.ok) return r;
       return r.json().catch(function () { return {}; }).then(function (d) {
         if (!r.ok) { var e = new Error(errorText(d, r.status)); e.status = r.status; throw e; }
         return d;
@@ -59,7 +70,7 @@
     for (var k in d) { if (Array.isArray(d[k])) return String(d[k][0]); }
     return "Something went wrong. Please try again.";
   }
-  function conv(path) { return "conversations/" + encodeURIComponent(token) + "/" + path; }
+  function conv(path) { return "conversation/" + path; }
 
   // --- DOM -----------------------------------------------------------------------------------
   function el(tag, attrs, kids) {
@@ -74,37 +85,17 @@
   }
   var host = el("div", { id: "leadcrm-chat" });
   var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
-  var CSS =
-    ":host{all:initial}*{box-sizing:border-box;font:15px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2330}" +
-    ".w{position:fixed;right:16px;bottom:16px;z-index:2147483000;display:flex;flex-direction:column;align-items:flex-end;gap:8px}" +
-    "button{cursor:pointer;border-radius:8px;border:1px solid #9aa3b5;background:#fff;padding:6px 10px}" +
-    "button:focus-visible,input:focus-visible,textarea:focus-visible,a:focus-visible{outline:3px solid #f0b400;outline-offset:2px}" +
-    ".l{background:var(--b);color:#fff;border:0;border-radius:28px;padding:12px 18px;font-weight:600;box-shadow:0 4px 14px rgba(0,0,0,.25)}" +
-    ".p{width:360px;max-width:calc(100vw - 32px);height:540px;max-height:calc(100vh - 90px);background:#fff;border:1px solid #c8ceda;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}" +
-    ".h{background:var(--b);color:#fff;padding:10px 12px;display:flex;gap:6px;align-items:center}.h *{color:#fff}.h strong{flex:1}.h small{display:block;font-size:12px;opacity:.9}" +
-    ".h button{background:transparent;border:1px solid rgba(255,255,255,.6);padding:3px 8px;font-size:13px}" +
-    ".g{flex:1;overflow-y:auto;padding:10px;display:flex;flex-direction:column;gap:6px;margin:0;list-style:none}" +
-    ".m{max-width:85%;padding:7px 10px;border-radius:10px;background:#eef1f6;white-space:pre-wrap;overflow-wrap:anywhere}" +
-    ".m.visitor{align-self:flex-end;background:var(--b);color:#fff}.m.agent{background:#e7f5ec;border:1px solid #b5dcc2}" +
-    ".m.pending{opacity:.6}.m b{display:block;font-size:12px;color:inherit}.m.err{background:#fdecea;color:#8a1c14}" +
-    ".a{display:flex;flex-wrap:wrap;gap:6px}.a button{font-size:13px;padding:4px 8px;border-color:var(--b);color:var(--b)}" +
-    "form{padding:10px;border-top:1px solid #dde1e8;display:flex;flex-direction:column;gap:6px;margin:0}" +
-    ".c{flex-direction:row;align-items:flex-end}.c textarea{flex:1;resize:none;height:40px;padding:8px;border:1px solid #9aa3b5;border-radius:8px}" +
-    "input[type=text],input[type=email],input[type=tel],textarea{width:100%;padding:6px;border:1px solid #9aa3b5;border-radius:6px}" +
-    ".s{background:var(--b);color:#fff;border-color:var(--b)}label{font-size:13px}.x{font-size:12px;color:#5a6275}" +
-    ".v{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
-    ".q{max-width:260px;background:#fff;border:1px solid #c8ceda;border-radius:10px;padding:8px 10px;box-shadow:0 4px 14px rgba(0,0,0,.2);display:flex;gap:6px;align-items:flex-start}" +
-    ".q span{flex:1}.q button{border:0;padding:0 4px}" +
-    ".r{display:flex;gap:4px}.r label{border:1px solid #9aa3b5;border-radius:6px;padding:4px 9px}.r input{margin:0 4px 0 0}" +
-    "[hidden]{display:none!important}.k{border:0;padding:0;text-decoration:underline;font-size:13px;background:none;color:#39414f}" +
-    "@media (max-width:480px){.w{right:0;bottom:0;left:0;align-items:stretch}.p{position:fixed;inset:0;width:auto;max-width:none;height:auto;max-height:none;border-radius:0}.o .l,.o .q{display:none}.l{margin:0 12px 12px auto}}";
-  root.appendChild(el("style", { text: CSS }));
+  // Styles come from widget.css next to this script (a <link>, which a strict CSP allows for the
+  // CRM's origin); the widget stays hidden until they load, so it never flashes unstyled.
+  var sheet = el("link", { rel: "stylesheet", href: new URL("widget.css", script.src).href });
+  root.appendChild(sheet);
+
 
   var wrap = el("div", { "class": "w" });
   var statusLine = el("small", { text: "" });
   var title = el("strong", {}, [document.createTextNode(cfg.name), statusLine]);
   var log = el("ol", { "class": "g", role: "log", "aria-live": "polite", "aria-label": "Chat messages" });
-  var actionsBox = el("div", { "class": "a", style: "padding:0 10px" });
+  var actionsBox = el("div", { "class": "a pad" });
   var input = el("textarea", { id: "lcw-in", maxlength: "1000", rows: "1", placeholder: "Type your question…" });
   var composer = el("form", { "class": "c" }, [
     el("label", { "for": "lcw-in", "class": "v", text: "Your message" }),
@@ -112,6 +103,7 @@
     el("button", { type: "submit", "class": "s", text: "Send" })
   ]);
   var idForm = buildIdentify();
+  var mine = buildMine();
   var rateForm = buildRating();
   var panel = el("div", { "class": "p", role: "dialog", "aria-label": "Chat", hidden: "" }, [
     el("div", { "class": "h" }, [
@@ -121,9 +113,10 @@
       el("button", { type: "button", "aria-label": "Minimise chat", text: "–", onclick: function () { toggle(false); } })
     ]),
     log, actionsBox, idForm, rateForm, composer,
-    el("div", { "class": "a", style: "padding:0 10px 8px" }, [
+    el("div", { "class": "a pad8" }, [
       el("button", { type: "button", "class": "k", text: "Leave my contact details", onclick: function () { consentLine(); ensure().then(function () { show(idForm); }); } })
-    ])
+    ]),
+    mine
   ]);
   var teaser = el("div", { "class": "q", role: "status", hidden: "" });
   var launcher = el("button", { type: "button", "class": "l", "aria-expanded": "false", text: "Chat with us", onclick: function () { toggle(); } });
@@ -150,12 +143,13 @@
 
   function buildIdentify() {
     var consentText = el("span", {});
+    var marketingText = el("span", {});
     var f = el("form", { hidden: "", "aria-label": "Your contact details" }, [
       el("label", { "for": "lcw-n", text: "Name" }), el("input", { id: "lcw-n", name: "name", type: "text", autocomplete: "name" }),
       el("label", { "for": "lcw-e", text: "Email" }), el("input", { id: "lcw-e", name: "email", type: "email", autocomplete: "email" }),
       el("label", { "for": "lcw-t", text: "Phone (optional)" }), el("input", { id: "lcw-t", name: "phone", type: "tel", autocomplete: "tel" }),
       el("label", {}, [el("input", { type: "checkbox", name: "contact_consent", required: "" }), consentText]),
-      el("label", {}, [el("input", { type: "checkbox", name: "marketing_consent" }), document.createTextNode(" Also send me news and offers (optional).")]),
+      el("label", {}, [el("input", { type: "checkbox", name: "marketing_consent" }), marketingText]),
       el("p", { "class": "x err", role: "alert" }),
       el("div", { "class": "a" }, [
         el("button", { type: "submit", "class": "s", text: "Save my details" }),
@@ -163,14 +157,16 @@
       ])
     ]);
     f._consent = consentText;
+    f._marketing = marketingText;
     f.addEventListener("submit", function (e) {
       e.preventDefault();
       var d = {
         name: f.elements.name.value, email: f.elements.email.value, phone: f.elements.phone.value,
-        contact_consent: f.elements.contact_consent.checked, marketing_consent: f.elements.marketing_consent.checked
+        contact_consent: f.elements.contact_consent.checked, marketing_consent: f.elements.marketing_consent.checked,
+        consent_version: cfg.consent_version
       };
       call("POST", conv("identify/"), d).then(function (r) {
-        show(null); render(r.messages);
+        show(null); render(r.messages); setKnown(r.identified);
       }).catch(function (err) { f.querySelector("[role=alert]").textContent = err.message; });
     });
     return f;
@@ -178,7 +174,8 @@
 
   function consentLine() {
     var s = idForm._consent;
-    s.textContent = " I agree that " + cfg.name + " stores these details to answer me and contact me about my request. ";
+    s.textContent = " " + cfg.consent_text + " ";
+    idForm._marketing.textContent = " " + cfg.marketing_consent_text;
     if (cfg.privacy_url) {
       s.appendChild(el("a", { href: cfg.privacy_url, target: "_blank", rel: "noopener", text: "Privacy notice" }));
     } else if (cfg.privacy_text) {
@@ -192,7 +189,7 @@
       stars.appendChild(el("label", {}, [el("input", { type: "radio", name: "rating", value: String(i) }), document.createTextNode(String(i))]));
     }
     var f = el("form", { hidden: "", "aria-label": "Rate this chat" }, [
-      el("p", { style: "margin:0", text: "How was this chat? (1 = poor, 5 = great)" }), stars,
+      el("p", { "class": "m0", text: "How was this chat? (1 = poor, 5 = great)" }), stars,
       el("label", { "for": "lcw-rc", text: "Comment (optional)" }), el("textarea", { id: "lcw-rc", name: "comment", rows: "2", maxlength: "2000" }),
       el("p", { "class": "x", role: "alert" }),
       el("div", { "class": "a" }, [
@@ -205,6 +202,7 @@
       var picked = f.querySelector("input[name=rating]:checked");
       call("POST", conv("close/"), { rating: picked ? +picked.value : null, comment: f.elements.comment.value })
         .then(function () {
+          prev = token; put("prev", prev);
           token = null; put("token", null); lastId = 0; seen = {};
           if (sock) sock.close();
           log.textContent = ""; actionsBox.textContent = "";
@@ -214,6 +212,35 @@
         .catch(function (err) { f.querySelector("[role=alert]").textContent = err.message; });
     });
     return f;
+  }
+
+  // "What do you know about me?" and erasure, for an identified visitor (privacy endpoints).
+  function buildMine() {
+    var out = el("p", { "class": "x", role: "status" });
+    var box = el("div", { "class": "me", hidden: "", role: "group", "aria-label": "Your data" }, [
+      el("button", { type: "button", "class": "k", text: "What do you know about me?", onclick: download }),
+      el("button", { type: "button", "class": "k", text: "Ask us to erase my data", onclick: erase }),
+      out
+    ]);
+    function download() {
+      out.textContent = "Preparing your data…";
+      call("GET", "me/data?format=json", null, token || prev, true).then(function (r) { return r.blob(); }).then(function (b) {
+        var a = el("a", { href: URL.createObjectURL(b), download: "my-data.json" });
+        root.appendChild(a); a.click(); a.remove();
+        out.textContent = "Your data was downloaded (my-data.json).";
+      }).catch(function (err) { out.textContent = err.message; });
+    }
+    function erase() {
+      if (!window.confirm("Erase the details and chats we hold about you? This cannot be undone.")) return;
+      call("POST", "me/erasure", {}, token || prev).then(function (r) {
+        out.textContent = r.detail || r.message || "Your request was received.";
+      }).catch(function (err) { out.textContent = err.message; });
+    }
+    return box;
+  }
+  function setKnown(k) {
+    if (k === undefined) return;
+    known = !!k; mine.hidden = !known; put("known", known);
   }
 
   // --- Messages ------------------------------------------------------------------------------
@@ -324,9 +351,9 @@
       timezone: (Intl.DateTimeFormat().resolvedOptions().timeZone || "").slice(0, 64),
       trail: trail.slice(0, -1).slice(-10).map(function (t) { return { url: t.url.slice(0, 500), title: t.title }; }),
       identity_email: d.userEmail || "", identity_name: d.userName || "", identity_signature: d.userHash || ""
-    }).then(function (r) {
+    }, prev).then(function (r) {
       token = r.token; vid = r.visitor_id; put("token", token); put("vid", vid);
-      render(r.messages); setStatus(r.status); connect();
+      render(r.messages); setStatus(r.status); setKnown(r.identified); connect();
     }).finally(function () { starting = null; });
     return starting;
   }
@@ -335,11 +362,13 @@
   function connect() {
     if (!token || (sock && sock.readyState < 2)) return;
     var mine = token;
-    sock = new WebSocket(WS + encodeURIComponent(token) + "/");
-    sock.onopen = function () { wsRetry = 1000; resync(); };
+    sock = new WebSocket(WS);
+    // The token goes in the first frame, not the URL (URLs end up in server logs).
+    sock.onopen = function () { sock.send(JSON.stringify({ type: "auth", token: mine })); };
     sock.onmessage = function (e) {
       var d = JSON.parse(e.data);
-      if (d.type === "message") render([d.message]);
+      if (d.type === "ready") { wsRetry = 1000; resync(); }
+      else if (d.type === "message") render([d.message]);
       else if (d.type === "status") setStatus(d.status, d.agent);
     };
     sock.onclose = function () {
@@ -349,7 +378,7 @@
   }
   function resync() {
     if (!token) return;
-    call("GET", conv("messages/?after=" + lastId)).then(function (r) { render(r.messages); setStatus(r.status); }).catch(function (err) {
+    call("GET", conv("messages/?after=" + lastId)).then(function (r) { render(r.messages); setStatus(r.status); setKnown(r.identified); }).catch(function (err) {
       if (err.status === 404) { token = null; put("token", null); }
     });
   }
@@ -389,8 +418,12 @@
   }
 
   function boot() {
+    wrap.hidden = true;
+    sheet.addEventListener("load", function () { wrap.hidden = false; });
+    sheet.addEventListener("error", function () { wrap.hidden = false; });
     document.body.appendChild(host);
-    call("GET", "config/?visitor_id=" + encodeURIComponent(vid)).then(function (c) {
+    if (token || prev) setKnown(get("known", false));
+    call("GET", "config/", null, token || prev).then(function (c) {
       cfg = c;
       title.firstChild.textContent = c.name;
       input.setAttribute("maxlength", String(c.max_message_chars));
