@@ -674,8 +674,9 @@ def _interaction_features_from(
 
 
 def training_leads(*, until: datetime | None = None) -> QuerySet:
-    """Leads with an outcome and a closing time: won is positive, lost and disqualified negative."""
-    qs = Lead.objects.filter(status__in=OUTCOME_STATUSES, closed_at__isnull=False)
+    """Leads with an outcome and a closing time: won is positive, lost and disqualified negative.
+    Erased leads are left out: the model never learns from a person who asked to be forgotten."""
+    qs = Lead.objects.filter(status__in=OUTCOME_STATUSES, closed_at__isnull=False, erased_at__isnull=True)
     return qs.filter(closed_at__lte=until) if until else qs
 
 
