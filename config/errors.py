@@ -29,10 +29,10 @@ _last_logged = 0.0
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>LeadCRM is unavailable</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1f2933}}</style>
-</head><body><h1>LeadCRM is briefly unavailable</h1>
+<link rel="stylesheet" href="{static}css/app.css">
+</head><body><main class="narrow"><h1>LeadCRM is briefly unavailable</h1>
 <p>{message} Nothing you saved before is lost. Try again in {seconds} seconds.</p>
-<p><a href="{path}">Try again</a></p></body></html>"""
+<p><a href="{path}">Try again</a></p></main></body></html>"""
 
 
 def is_database_away(exc: BaseException | None) -> bool:
@@ -54,7 +54,14 @@ def unavailable(request: HttpRequest, exc: BaseException) -> HttpResponse:
         )
     else:
         response = HttpResponse(
-            PAGE.format(message=message, seconds=RETRY_AFTER_S, path=escape(request.get_full_path())),
+            PAGE.format(
+                message=message,
+                seconds=RETRY_AFTER_S,
+                path=escape(request.get_full_path()),
+                static=escape(
+                    settings.STATIC_URL if settings.STATIC_URL.startswith("/") else "/" + settings.STATIC_URL
+                ),
+            ),
             status=503,
         )
     response["Retry-After"] = str(RETRY_AFTER_S)
@@ -88,6 +95,13 @@ def too_large() -> JsonResponse:
         },
         status=413,
     )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: an API client gets JSON like every other API error, not an HTML page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found. Check the path against /api/v1/schema/."}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -17,27 +17,34 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import filters, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ParseError, PermissionDenied
 from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from leadcrm import services
+from leadcrm import services, signals
 from leadcrm.http import request_user
 from leadcrm.models import (
     EARLIEST_INTERACTION,
+    EMAIL_UNAVAILABLE,
     KIND_SLUGS,
+    MAX_JSON_DEPTH,
     SCORE_FIELDS,
     Channel,
+    ConsentSource,
     Interaction,
     InteractionKind,
     Lead,
     LeadSource,
     LeadStatus,
+    json_problem,
+    nests_deeper,
 )
 from leadcrm.permissions import IsStaffRole, can_change_lead, is_manager
 
@@ -71,7 +78,29 @@ class StrictFieldsMixin:
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser; a body nested past what Python can read or walk is a 400, not a 500."""
+
+    max_depth = 2 * MAX_JSON_DEPTH
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            data = None  # deeper than the decoder can go
+        else:
+            if not nests_deeper(data, self.max_depth):
+                return data
+        raise ParseError(f"JSON parse error - nested more than {self.max_depth} levels deep.")
+
+
 IDENTITY_FIELDS = ("first_name", "last_name", "email", "phone", "company_name")
+
+
+def email_refusal(user: Any, other: Lead) -> str:
+    """Why an email another lead has is refused. A manager sees every lead and is told which;
+    anyone else gets the same words whoever owns it (themselves, nobody or a colleague), no id."""
+    return f"Lead #{other.pk} already has this email." if is_manager(user) else EMAIL_UNAVAILABLE
 
 
 class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -132,11 +161,19 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         )
 
     def validate_email(self, value: str | None) -> str | None:
-        return value.strip().lower() or None if value else None
+        email = value.strip().lower() or None if value else None
+        taken = Lead.objects.filter(email__iexact=email)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if email and (other := taken.only("pk").first()) is not None:
+            raise serializers.ValidationError(email_refusal(self.context["request"].user, other))
+        return email
 
     def validate_custom(self, value: Any) -> dict:
         if not isinstance(value, dict):
             raise serializers.ValidationError("Custom attributes must be an object of name: value pairs.")
+        if problem := json_problem(value):
+            raise serializers.ValidationError(problem)
         return value
 
     def validate_owner(self, value: Any) -> Any:
@@ -157,14 +194,19 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         if not is_manager(request.user):
             validated_data["owner"] = request.user  # a salesperson's new lead is theirs
         try:
-            return services.create_lead(**validated_data)
+            return services.create_lead(
+                **validated_data, consent_source=ConsentSource.API, recorded_by=request_user(request)
+            )
         except DjangoValidationError as exc:
             raise as_api_error(exc) from None
 
     def update(self, instance: Lead, validated_data: dict[str, Any]) -> Lead:
         try:
             services.edit_lead(
-                lead=instance, changes=validated_data, by=request_user(self.context["request"])
+                lead=instance,
+                changes=validated_data,
+                by=request_user(self.context["request"]),
+                consent_source=ConsentSource.API,
             )
         except DjangoValidationError as exc:
             raise as_api_error(exc) from None
@@ -201,6 +243,8 @@ class InteractionSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     def validate_payload(self, value: Any) -> dict:
         if not isinstance(value, dict):
             raise serializers.ValidationError('Payload must be an object, e.g. {"url": "/pricing"}.')
+        if problem := json_problem(value):
+            raise serializers.ValidationError(problem)
         return value
 
     def validate_sentiment(self, value: float | None) -> float | None:
@@ -231,6 +275,16 @@ class UtcDateTimeField(IsoDateTimeField):
 
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
+
+
+class SearchFilter(filters.SearchFilter):
+    """DRF's search; a refused term (e.g. with a NUL character) is named `search`, like a field."""
+
+    def get_search_terms(self, request: Request) -> list[str]:
+        try:
+            return super().get_search_terms(request)
+        except ApiValidationError as exc:
+            raise ApiValidationError({self.search_param: exc.detail}) from None
 
 
 class LeadFilter(django_filters.FilterSet):
@@ -267,6 +321,9 @@ class LeadViewSet(
 ):
     serializer_class = LeadSerializer
     permission_classes = [IsAuthenticated, IsStaffRole]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
+    filter_backends = [DjangoFilterBackend, SearchFilter, filters.OrderingFilter]
+    lookup_value_regex = "[^/]+"  # any id reaches the view's JSON 404, not Django's HTML one
     filterset_class = LeadFilter
     search_fields = ["first_name", "last_name", "email", "company_name"]
     ordering_fields = [
@@ -281,6 +338,13 @@ class LeadViewSet(
 
     def get_queryset(self):
         return Lead.objects.visible_to(self.request.user).select_related("owner")
+
+    def get_object(self) -> Lead:
+        lead, request = super().get_object(), self.request  # a person's record opened (retrieve, update…)
+        signals.lead_accessed.send(
+            Lead, actor=request.user, lead_id=lead.pk, action="viewed", request=request
+        )
+        return lead
 
     def perform_update(self, serializer: serializers.BaseSerializer[Any]) -> None:
         if not can_change_lead(self.request.user, cast(Lead, serializer.instance)):

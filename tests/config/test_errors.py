@@ -98,7 +98,7 @@ def test_pages_api_and_health_answer_503_while_the_database_is_away(outage, sile
     try:
         health = get(port, "/healthz")
         page = get(port, "/crm/", {"Cookie": "sessionid=abcdefghijklmnopqrstuvwxyz123456"})
-        api = get(port, "/api/v1/leads/", {"Authorization": "Token 0123456789abcdef0123456789abcdef01234567"})
+        api = get(port, "/api/v1/leads/", {"Authorization": "Bearer lcrm_0123456789_" + "x" * 43})
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(15)
@@ -123,3 +123,15 @@ def test_an_oversized_api_body_is_a_json_413_naming_the_limit(client, settings) 
     response = client.post("/api/v1/leads/", body, content_type="application/json")
     assert response.status_code == 413
     assert "the limit is 2.6 MB" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unknown_api_path_answers_json_404(client, settings, debug) -> None:
+    settings.DEBUG = debug
+    response = client.get("/api/v1/no-such-thing/a/b/")
+    assert response.status_code == 404
+    if not debug:  # with DEBUG on Django shows its own technical 404 page
+        assert response["Content-Type"] == "application/json"
+        assert "schema" in response.json()["detail"]
+    assert client.get("/no-such-page/").status_code == 404
