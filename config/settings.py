@@ -8,10 +8,14 @@ cache and a Redis channel layer for live chat.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE as CSP_NONCE
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,7 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
+    "axes",  # login throttle (accounts: LOGIN_FAILURE_LIMIT, LOGIN_COOLOFF_MINUTES)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI files served from here, not from a CDN
@@ -55,6 +59,7 @@ INSTALLED_APPS = [
     "chatbot",
     "accounts",  # API tokens (hashed, expiring) and the login throttle
     # Above the core apps: they import leadcrm, scoring and chatbot, never the other way round.
+    "pgtrigger",  # installs the audit triggers after migrate (audit/triggers.py)
     "audit",  # the append-only audit trail
     "privacy",  # export, erasure and retention of a person's data
     # On top of the product; nothing above imports them.
@@ -64,15 +69,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "accounts.middleware.SecurityHeadersMiddleware",  # Content-Security-Policy with nonces, Permissions-Policy
     "config.errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditMiddleware",  # who changed a row (PostgreSQL), refused accesses
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a login lockout into the explained login page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -90,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "leadcrm.context_processors.roles",
+                "csp.context_processors.nonce",  # {{ CSP_NONCE }}: the Content-Security-Policy nonce
             ],
         },
     },
@@ -196,7 +205,7 @@ LOGOUT_REDIRECT_URL = "login"
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",  # hashed, expiring tokens (docs/security.md)
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -207,7 +216,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",  # + the error responses of each operation
     "DEFAULT_THROTTLE_RATES": {"chat_visitor": "30/min", "chat_ip": "120/min"},
     # Per-IP limits read X-Forwarded-For only behind this many proxies of your own; 0 (the default)
     # uses the socket address, so a client cannot make up a new address per request.
@@ -238,10 +247,30 @@ WHITENOISE_USE_FINDERS = True  # serve from app/static dirs without collectstati
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # No personal data in logs: query strings (search terms, visitor ids) and email addresses are
+    # cut out of every record a handler here writes (config/logfilters.py, docs/audit.md).
+    "filters": {"no_personal_data": {"()": "config.logfilters.RedactPersonalData"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["no_personal_data"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "pgtrigger": {"level": "WARNING"},  # one line per trigger at every migrate (and test flush)
+        # Django's own loggers and the access logs (runserver, daphne's runserver, uvicorn, gunicorn
+        # when it logs through Django): through the filtered handler, not Django's default ones.
+        **{
+            name: {"handlers": ["console"], "level": "INFO", "propagate": False}
+            for name in (
+                "django",
+                "django.server",
+                "django.channels.server",
+                "uvicorn.access",
+                "gunicorn.access",
+            )
+        },
+    },
 }
 
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
@@ -288,9 +317,99 @@ CELERY_BEAT_SCHEDULE.update(
 )
 
 # --- Chat widget trust (chatbot) ----------------------------------------------------------------
+# Rate limits of the public widget API (docs/chat.md#rate-limits), per minute AND per hour:
+# every request per client IP and per site; new conversations per IP and per site (never per the
+# browser's own visitor id); writes per conversation (its server-issued token). Client IPs come
+# from X-Forwarded-For only behind TRUSTED_PROXIES proxies (see REST_FRAMEWORK above).
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
+    {
+        "chat_ip": env.str("CHAT_RATE_IP_MINUTE", default="120/min"),
+        "chat_ip_hour": env.str("CHAT_RATE_IP_HOUR", default="2000/hour"),
+        "chat_site": env.str("CHAT_RATE_SITE_MINUTE", default="3000/min"),
+        "chat_site_hour": env.str("CHAT_RATE_SITE_HOUR", default="60000/hour"),
+        "chat_start_ip": env.str("CHAT_RATE_START_IP_MINUTE", default="10/min"),
+        "chat_start_ip_hour": env.str("CHAT_RATE_START_IP_HOUR", default="60/hour"),
+        "chat_start_site": env.str("CHAT_RATE_START_SITE_MINUTE", default="300/min"),
+        "chat_start_site_hour": env.str("CHAT_RATE_START_SITE_HOUR", default="5000/hour"),
+        "chat_visitor": env.str("CHAT_RATE_CONVERSATION_MINUTE", default="30/min"),
+        "chat_visitor_hour": env.str("CHAT_RATE_CONVERSATION_HOUR", default="300/hour"),
+    }
+)
+# Conversations nobody wrote in (no visitor message, no identity) are deleted after this many
+# hours, with the leads they made, by the chat-purge-empty beat task.
+CHAT_PURGE_EMPTY_AFTER_HOURS = env.int("CHAT_PURGE_EMPTY_AFTER_HOURS", default=24)
+CELERY_BEAT_SCHEDULE["chat-purge-empty"] = {
+    "task": "chatbot.tasks.purge_empty_chats",
+    "schedule": crontab(minute=25),  # hourly
+    "options": {"expires": 3000.0},
+}
 
 # --- Accounts: API tokens, login throttle, Content-Security-Policy (accounts) -------------------
+# docs/security.md explains each of these.
+
+# API tokens: every token expires; only its SHA-256 is stored.
+API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
+# Bad tokens from one address: after this many in the window, that address gets 429 until it ends.
+API_TOKEN_FAILURE_LIMIT = env.int("API_TOKEN_FAILURE_LIMIT", default=20)
+API_TOKEN_FAILURE_WINDOW_SECONDS = env.int("API_TOKEN_FAILURE_WINDOW_SECONDS", default=600)
+
+# Login throttle (django-axes): LOGIN_FAILURE_LIMIT wrong passwords for one username from one address
+# lock that username *from that address* for LOGIN_COOLOFF_MINUTES; other addresses are unaffected and
+# the lock lifts by itself. A manager can lift it early (admin → Axes → Access attempts → delete).
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_COOLOFF_MINUTES = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out username+address
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a user who mistyped once and then got in starts from zero
+# The client address as the API limits read it (TRUSTED_PROXIES), not blindly X-Forwarded-For.
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.throttle.login_locked_out"
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # shared by every web process
+AXES_DISABLE_ACCESS_LOG = True  # failures are what we need; no per-login row
+AXES_VERBOSE = False  # no start-up banner on every manage.py command; lockouts are in the admin
+
+# Content-Security-Policy (django-csp; accounts.middleware adds this server's ws:/wss: for live chat).
+# Scripts and styles only from our own files or with the page's nonce: an injected <script> or
+# style="" attribute does nothing. Pages that need more (the API docs) widen it per view.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF, CSP_NONCE],
+        "style-src": [CSP_SELF, CSP_NONCE],
+        "img-src": [CSP_SELF, "data:"],
+        "connect-src": [CSP_SELF],
+        "font-src": [CSP_SELF],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_SELF],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+    },
+}
+# Browser features no page uses, switched off for every page (and anything injected into one).
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=()"
 
 # --- Audit trail (audit) ------------------------------------------------------------------------
+# Row changes are recorded by PostgreSQL triggers (audit/triggers.py) that pgtrigger installs after
+# every `migrate`, not through the tracked apps' migrations: those apps know nothing of the audit.
+PGTRIGGER_MIGRATIONS = False
+PGTRIGGER_INSTALL_ON_MIGRATE = True
+# 403/404 answers to logged-in users under these paths are recorded as refused accesses.
+AUDIT_REFUSED_PATH_PREFIXES = env.list(
+    "AUDIT_REFUSED_PATH_PREFIXES",
+    default=["/crm/", "/api/v1/leads", "/scoring/", "/ml/", "/chat/", "/audit/", "/privacy/", "/admin/"],
+)
 
 # --- Personal data: consent, export, erasure, retention (privacy) -------------------------------
+# Retention: unconverted leads with no activity for this many months are anonymised by a nightly
+# task (the manager sees what the next run touches on /privacy/retention/). 0 switches it off.
+PRIVACY_RETENTION_MONTHS = env.int("PRIVACY_RETENTION_MONTHS", default=24)
+CELERY_BEAT_SCHEDULE["privacy-retention"] = {
+    "task": "privacy.tasks.apply_retention",
+    "schedule": crontab(minute=30, hour=2),  # 02:30 UTC daily, after the night's scoring refresh
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -13,7 +14,18 @@ from django.utils.html import format_html, format_html_join
 
 from leadcrm import services
 from leadcrm.http import request_user
-from leadcrm.models import FollowUp, Interaction, Lead, LeadStatus, Segment, SegmentKind, SegmentMembership
+from leadcrm.models import (
+    Consent,
+    ConsentSource,
+    FollowUp,
+    Interaction,
+    Lead,
+    LeadStatus,
+    Segment,
+    SegmentKind,
+    SegmentMembership,
+)
+from leadcrm.permissions import is_manager
 
 admin.site.site_header = "LeadCRM administration"
 admin.site.site_title = "LeadCRM admin"
@@ -57,8 +69,53 @@ class MembershipInline(admin.TabularInline):
     verbose_name = "segment membership"
 
 
+class ConsentInline(admin.TabularInline):
+    """The consent history, read-only: consents are recorded through the services, never edited."""
+
+    model = Consent
+    extra = 0
+    fields = ("recorded_at", "purpose", "granted", "source", "text", "text_version", "recorded_by")
+    readonly_fields = fields
+    ordering = ("-recorded_at", "-id")
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+CONSENT_FLAG_FIELDS = ("marketing_consent", "contact_consent")
+
+
+class LeadAdminForm(forms.ModelForm):
+    consent_text = forms.CharField(
+        label="How they agreed",
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Needed when you change a consent: the wording they saw or what they said, and where "
+        "(e.g. “Said yes to the newsletter on the phone, 3 May”). Stored with the consent record.",
+    )
+
+    class Meta:
+        model = Lead
+        fields = "__all__"  # noqa: DJ007 - the admin picks the fields from its fieldsets
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or self.cleaned_data
+        changed = [name for name in CONSENT_FLAG_FIELDS if name in self.changed_data]
+        if changed and not (data.get("consent_text") or "").strip():
+            self.add_error(
+                "consent_text", "Say how and where they agreed (or withdrew) before changing consent."
+            )
+        return data
+
+
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
+    form = LeadAdminForm
     list_display = (
         "display_name",
         "company_name",
@@ -85,7 +142,7 @@ class LeadAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False  # COUNT(*) over a million rows on every page is not worth it
     list_per_page = 50
-    inlines = [FollowUpInline, InteractionInline]
+    inlines = [FollowUpInline, InteractionInline, ConsentInline]
     readonly_fields = (
         "rule_score",
         "fit_score",
@@ -131,6 +188,7 @@ class LeadAdmin(admin.ModelAdmin):
                 "fields": (
                     ("marketing_consent", "marketing_consent_at"),
                     ("contact_consent", "contact_consent_at"),
+                    "consent_text",
                 )
             },
         ),
@@ -189,15 +247,24 @@ class LeadAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Lead, form: ModelForm, change: bool) -> None:
         # The same stamps, timeline note and rescore as every other writer: through the services.
         # The form already wrote its values onto `obj`; the services start from the stored row.
-        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+        user = request_user(request)
+        # Consent set here is recorded with who set it: a manager's as "admin", a salesperson's as theirs.
+        source = ConsentSource.ADMIN if is_manager(user) else ConsentSource.SALESPERSON
+        consent_text = form.cleaned_data.get("consent_text", "").strip()
+        data = {name: value for name, value in form.cleaned_data.items() if name != "consent_text"}
+        fields = {name: data[name] for name in form.changed_data if name in data}
         try:
             if change:
                 stored = Lead.objects.get(pk=obj.pk)
                 if "status" in fields and fields["status"] == LeadStatus.LOST:
-                    fields.setdefault("lost_reason", form.cleaned_data.get("lost_reason", ""))
-                lead = services.edit_lead(lead=stored, changes=fields, by=request_user(request))
+                    fields.setdefault("lost_reason", data.get("lost_reason", ""))
+                lead = services.edit_lead(
+                    lead=stored, changes=fields, by=user, consent_source=source, consent_text=consent_text
+                )
             else:
-                lead = services.create_lead(**form.cleaned_data)
+                lead = services.create_lead(
+                    **data, consent_source=source, consent_text=consent_text, recorded_by=user
+                )
         except ValidationError as exc:
             # Validation the form could not know (e.g. a lost lead without a reason): nothing saved.
             self.message_user(request, " ".join(exc.messages), messages.ERROR)

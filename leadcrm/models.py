@@ -7,6 +7,7 @@ millions of rows.
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from datetime import UTC, datetime
 from typing import Any
@@ -71,19 +72,68 @@ SCORE_FIELDS = (
 )
 
 
+# The same answer whoever holds the email: a salesperson must not learn that a colleague has the lead.
+EMAIL_UNAVAILABLE = (
+    "This email can't be used for this lead. If you think the person is already in LeadCRM, ask a manager."
+)
 NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
 EARLIEST_INTERACTION = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def has_nul(value: Any) -> bool:
     """Whether a JSON value holds a NUL character in any string or key (PostgreSQL refuses those)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(has_nul(item) for item in value)
+    stack = [value]
+    while stack:  # a loop, not recursion: any depth is walked without overflowing the stack
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
     return False
+
+
+MAX_JSON_DEPTH = 32  # custom attributes and payloads are flat in practice
+
+
+def nests_deeper(value: Any, max_depth: int) -> bool:
+    """Whether JSON nests deeper than `max_depth`: a loop, not recursion, so a body nested
+    thousands of levels deep is refused rather than overflow the stack."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def json_problem(value: Any) -> str | None:
+    """Why PostgreSQL could not store this JSON exactly (None: it can)."""
+    if nests_deeper(value, MAX_JSON_DEPTH):
+        return f"Nest values at most {MAX_JSON_DEPTH} levels deep."
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)  # the keys are text too
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return NUL_MESSAGE
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate half, e.g. "\\ud800" in the JSON
+                return "Text must be valid Unicode: a lone surrogate such as \\ud800 is no character."
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "Numbers must be finite (no NaN or Infinity)."
+    return None
 
 
 class LeadQuerySet(models.QuerySet["Lead"]):
@@ -106,6 +156,9 @@ class LeadQuerySet(models.QuerySet["Lead"]):
 
     def live_now(self, now=None) -> LeadQuerySet:
         return self.filter(live_until__gt=now or utc_now())
+
+    def not_erased(self) -> LeadQuerySet:
+        return self.filter(erased_at__isnull=True)
 
 
 class Lead(models.Model):
@@ -161,6 +214,9 @@ class Lead(models.Model):
     )
     live_until = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # Erased (on request or by retention): personal fields anonymised; the row stays so counts by
+    # status, source and stage stay right, and the predictive model no longer trains on it.
+    erased_at = models.DateTimeField(null=True, blank=True)
     # Scores (filled by the scoring apps)
     rule_score = models.FloatField(default=0)
     fit_score = models.FloatField(default=0)
@@ -221,12 +277,26 @@ class Lead(models.Model):
 
     @property
     def display_name(self) -> str:
+        # Read only when loaded: the queue loads a few columns, and an erased lead has no name,
+        # email or company anyway, so it falls through to "Lead #id" there without a query.
+        if self.__dict__.get("erased_at") is not None:
+            return f"Erased lead #{self.pk}"
         name = f"{self.first_name} {self.last_name}".strip()
         return name or self.email or self.company_name or f"Lead #{self.pk}"
 
     @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
+
+    @property
     def is_closed(self) -> bool:
         return self.status in CLOSED_STATUSES
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        # Before Django's own field checks, which encode the JSON recursively (a deep value overflows).
+        if problem := json_problem(self.custom):
+            raise ValidationError({"custom": problem})
+        super().clean_fields(exclude=exclude)
 
     def clean(self) -> None:
         super().clean()
@@ -248,8 +318,6 @@ class Lead(models.Model):
             errors["lost_reason"] = "Say why the lead was lost."
         if not isinstance(self.custom, dict):
             errors["custom"] = "Custom attributes must be an object of name: value pairs."
-        elif has_nul(self.custom):
-            errors["custom"] = NUL_MESSAGE
         if errors:
             raise ValidationError(errors)
 
@@ -369,12 +437,16 @@ class Interaction(models.Model):
         p = self.payload or {}
         return str(p.get("subject") or p.get("url") or p.get("text") or p.get("title") or "")[:200]
 
+    def clean_fields(self, exclude: Any = None) -> None:
+        # Before Django's own field checks, which encode the JSON recursively (a deep value overflows).
+        if problem := json_problem(self.payload):
+            raise ValidationError({"payload": problem})
+        super().clean_fields(exclude=exclude)
+
     def clean(self) -> None:
         super().clean()
         if not isinstance(self.payload, dict):
             raise ValidationError({"payload": 'Payload must be an object, e.g. {"url": "/pricing"}.'})
-        if has_nul(self.payload):
-            raise ValidationError({"payload": NUL_MESSAGE})
         if self.occurred_at is not None and self.occurred_at < EARLIEST_INTERACTION:
             raise ValidationError({"occurred_at": "An interaction cannot be dated before 1970."})
         amount = self.payload.get("amount") if isinstance(self.payload, dict) else None

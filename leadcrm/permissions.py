@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # models imports this module for the role checks
 MANAGER_GROUP = "Manager"
 SALESPERSON_GROUP = "Salesperson"
 
-MANAGER_APPS = ("leadcrm", "scoring", "ml", "chatbot", "auth", "authtoken")
+MANAGER_APPS = ("leadcrm", "scoring", "ml", "chatbot", "auth", "accounts", "axes")
 SALESPERSON_PERMS = (
     "leadcrm.view_lead",
     "leadcrm.change_lead",

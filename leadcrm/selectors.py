@@ -139,8 +139,8 @@ def lead_queue(
         pass
     elif status:
         leads = leads.filter(status=status)
-    else:
-        leads = leads.exclude(status__in=CLOSED_STATUSES)
+    else:  # the working queue: nobody works an erased (anonymised) person
+        leads = leads.exclude(status__in=CLOSED_STATUSES).filter(erased_at__isnull=True)
     if grade:
         # "A" means every A grade; a range keeps the (grade, -priority) index usable.
         leads = (

@@ -8,19 +8,21 @@ core's one call into another app), which queues one rescore after the transactio
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from leadcrm.models import (
     CLOSED_STATUSES,
     DEFAULT_CHANNEL,
+    EMAIL_UNAVAILABLE,
     NUL_MESSAGE,
     SCORE_FIELDS,
     Channel,
@@ -55,7 +57,22 @@ LEAD_WRITABLE_FIELDS = frozenset(
         "closed_at",
         "live_until",
         "last_activity_at",
+        "erased_at",  # anonymise_leads only
+        # Consent times are stamped when a consent is recorded (record_consent, or a flag change
+        # that comes with its consent_source).
+        "marketing_consent_at",
+        "contact_consent_at",
     }
+)
+
+# Lead's consent flags and the purpose each one mirrors (the newest Consent row of that purpose).
+CONSENT_FLAGS: dict[str, str] = {
+    "marketing_consent": ConsentPurpose.MARKETING,
+    "contact_consent": ConsentPurpose.CONTACT,
+}
+CONSENT_SOURCE_MESSAGE = (
+    "A consent change needs its source (widget, import, api, salesperson or admin), "
+    "so the business can show where it came from."
 )
 
 
@@ -74,39 +91,125 @@ def _save_lead(lead: Lead, fields: Iterable[str] | None = None) -> None:
         with transaction.atomic():
             lead.save(update_fields=update_fields)
     except IntegrityError as exc:  # a concurrent insert of the same email slipped past full_clean
-        raise ValidationError({"email": "A lead with this email already exists."}) from exc
+        raise ValidationError({"email": EMAIL_UNAVAILABLE}) from exc
 
 
-def _stamp_consent(lead: Lead, fields: Mapping[str, Any], now: datetime) -> None:
-    for flag in ("marketing_consent", "contact_consent"):
-        if fields.get(flag) and not fields.get(f"{flag}_at"):
-            setattr(lead, f"{flag}_at", now)
-        if flag in fields and not fields[flag]:
-            setattr(lead, f"{flag}_at", None)
+@dataclass(frozen=True)
+class ConsentNote:
+    """Where a consent change came from: every change of a consent flag is recorded with one."""
+
+    source: str
+    text: str = ""
+    text_version: str = ""
+    recorded_by: User | None = None
 
 
-def create_lead(*, now: datetime | None = None, **fields: Any) -> Lead:
-    """Validate and store a new lead, then queue its first score."""
+def _pop_consent_changes(lead: Lead, fields: dict[str, Any], note: ConsentNote | None) -> dict[str, bool]:
+    """Take the consent flags (and any times sent with them) out of `fields`; return the flags
+    that change. A change without a known source is refused: no consent without its record."""
+    changes: dict[str, bool] = {}
+    for flag in CONSENT_FLAGS:
+        if flag in fields:
+            fields.pop(f"{flag}_at", None)  # sent with its flag: the time is the recording's own
+            granted = bool(fields.pop(flag))
+            if granted != getattr(lead, flag):
+                changes[flag] = granted
+    if changes and (note is None or note.source not in ConsentSource.values):
+        raise ValidationError(dict.fromkeys(changes, CONSENT_SOURCE_MESSAGE))
+    if changes and note is not None and (has_nul(note.text) or has_nul(note.text_version)):
+        raise ValidationError({"consent_text": NUL_MESSAGE})
+    return changes
+
+
+def _apply_consent_changes(
+    lead: Lead, changes: Mapping[str, bool], note: ConsentNote | None, now: datetime
+) -> list[Consent]:
+    """Set the flags and their times on `lead`; the Consent rows to store once the lead has an id."""
+    rows: list[Consent] = []
+    if note is None:  # no changes: _pop_consent_changes refuses a change without a note
+        return rows
+    for flag, granted in changes.items():
+        setattr(lead, flag, granted)
+        setattr(lead, f"{flag}_at", now if granted else None)
+        rows.append(
+            Consent(
+                purpose=CONSENT_FLAGS[flag],
+                granted=granted,
+                text=note.text,
+                text_version=note.text_version[:50],
+                source=note.source,
+                recorded_by=note.recorded_by,
+                recorded_at=now,
+            )
+        )
+    return rows
+
+
+def _store_consents(lead: Lead, rows: list[Consent]) -> None:
+    for row in rows:
+        row.lead = lead
+    Consent.objects.bulk_create(rows)
+
+
+def _consent_note(source: str, text: str, text_version: str, recorded_by: User | None) -> ConsentNote | None:
+    return ConsentNote(source, text, text_version, recorded_by) if source else None
+
+
+def create_lead(
+    *,
+    now: datetime | None = None,
+    consent_source: str = "",
+    consent_text: str = "",
+    consent_text_version: str = "",
+    recorded_by: User | None = None,
+    **fields: Any,
+) -> Lead:
+    """Validate and store a new lead, then queue its first score.
+
+    Consent flags set here are recorded as Consent rows from `consent_source` (widget, import,
+    api, salesperson, admin), with the wording shown and who recorded it; without a source they
+    are refused.
+    """
+    note = _consent_note(consent_source, consent_text, consent_text_version, recorded_by)
+    fields = dict(fields)
+    consent_changes = _pop_consent_changes(Lead(), fields, note)
     _check_fields(fields)
     now = now or timezone.now()
     if fields.get("email"):
         fields["email"] = str(fields["email"]).strip().lower()
         if Lead.objects.filter(email__iexact=fields["email"]).exists():
-            raise ValidationError({"email": "A lead with this email already exists."})
+            raise ValidationError({"email": EMAIL_UNAVAILABLE})
     lead = Lead(**fields)
-    _stamp_consent(lead, fields, now)
+    consents = _apply_consent_changes(lead, consent_changes, note, now)
     if lead.status != LeadStatus.NEW:
         lead.status_changed_at = now
         if lead.status in CLOSED_STATUSES:
             lead.closed_at = now
     with transaction.atomic():
         _save_lead(lead)
+        _store_consents(lead, consents)
         request_rescore(lead.pk)
     return lead
 
 
-def update_lead(*, lead: Lead, now: datetime | None = None, **fields: Any) -> Lead:
-    """Change profile fields of a lead (status goes through change_status) and queue a rescore."""
+def update_lead(
+    *,
+    lead: Lead,
+    now: datetime | None = None,
+    consent_source: str = "",
+    consent_text: str = "",
+    consent_text_version: str = "",
+    recorded_by: User | None = None,
+    **fields: Any,
+) -> Lead:
+    """Change profile fields of a lead (status goes through change_status) and queue a rescore.
+
+    A consent flag that changes needs `consent_source` and is recorded as a Consent row (given or
+    withdrawn); a flag sent with its current value changes nothing and needs no source.
+    """
+    note = _consent_note(consent_source, consent_text, consent_text_version, recorded_by)
+    fields = dict(fields)
+    consent_changes = _pop_consent_changes(lead, fields, note)
     _check_fields(fields)
     if "status" in fields:
         raise ValidationError({"status": "Use change_status to move a lead through its lifecycle."})
@@ -114,14 +217,15 @@ def update_lead(*, lead: Lead, now: datetime | None = None, **fields: Any) -> Le
     if fields.get("email"):
         fields["email"] = str(fields["email"]).strip().lower()
         if Lead.objects.filter(email__iexact=fields["email"]).exclude(pk=lead.pk).exists():
-            raise ValidationError({"email": "A lead with this email already exists."})
+            raise ValidationError({"email": EMAIL_UNAVAILABLE})
     for name, value in fields.items():
         setattr(lead, name, value)
-    _stamp_consent(lead, fields, now)
+    consents = _apply_consent_changes(lead, consent_changes, note, now)
     changed = {"owner" if name == "owner_id" else name for name in fields}
-    changed |= {f"{flag}_at" for flag in ("marketing_consent", "contact_consent") if flag in fields}
+    changed |= {name for flag in consent_changes for name in (flag, f"{flag}_at")}
     with transaction.atomic():
         _save_lead(lead, changed)
+        _store_consents(lead, consents)
         request_rescore(lead.pk)
     return lead
 
@@ -158,6 +262,20 @@ def _check_interaction_constraints(interaction: Interaction) -> None:
         raise ValidationError({NON_FIELD_ERRORS: errors})
 
 
+# Email tracking (opens, clicks) needs marketing consent; replies, bounces and unsubscribes do not.
+TRACKING_KINDS = frozenset({InteractionKind.EMAIL_OPEN, InteractionKind.EMAIL_CLICK})
+NO_TRACKING_MESSAGE = (
+    "This person has not agreed to marketing messages, so email opens and clicks are not tracked "
+    "for them. Record their marketing consent first."
+)
+
+
+def _has_marketing_consent(lead: Lead | int) -> bool:
+    if isinstance(lead, Lead):
+        return lead.marketing_consent
+    return Lead.objects.filter(pk=lead, marketing_consent=True).exists()
+
+
 def record_interaction(
     *,
     lead: Lead | int,
@@ -180,6 +298,9 @@ def record_interaction(
         kind_value = InteractionKind(kind) if isinstance(kind, int) else InteractionKind.from_slug(str(kind))
     except ValueError as exc:
         raise ValidationError({"kind": str(exc)}) from None
+    if kind_value in TRACKING_KINDS and not _has_marketing_consent(lead):
+        # Tracking opens and clicks is marketing processing: not without the person's consent.
+        raise ValidationError({"kind": NO_TRACKING_MESSAGE}, code="no_consent")
     now = timezone.now()
     occurred_at = occurred_at or now
     if occurred_at > now + timedelta(minutes=5):
@@ -262,6 +383,9 @@ def change_status(
     return lead
 
 
+IMPORTED_CONSENT_TEXT = "(imported with the lead's history)"
+
+
 def load_history(
     *, leads: Sequence[Lead], interactions: Sequence[Sequence[Interaction]] = ()
 ) -> tuple[int, int]:
@@ -279,6 +403,23 @@ def load_history(
             lead.status_changed_at = lead.closed_at or lead.created_at
     with transaction.atomic():
         Lead.objects.bulk_create(leads, batch_size=1000)  # ids come back on PostgreSQL and SQLite
+        # The consents that came with the history are recorded as imported, one row per flag.
+        Consent.objects.bulk_create(
+            [
+                Consent(
+                    lead_id=lead.pk,
+                    purpose=purpose,
+                    granted=True,
+                    text=IMPORTED_CONSENT_TEXT,
+                    source=ConsentSource.IMPORT,
+                    recorded_at=getattr(lead, f"{flag}_at") or lead.created_at,
+                )
+                for lead in leads
+                for flag, purpose in CONSENT_FLAGS.items()
+                if getattr(lead, flag)
+            ],
+            batch_size=5000,
+        )
         rows = []
         for lead, history in zip(leads, interactions, strict=False):
             for interaction in history:
@@ -309,17 +450,33 @@ def assign_lead(*, lead: Lead, owner: User | None) -> Lead:
 
 
 def edit_lead(
-    *, lead: Lead, changes: Mapping[str, Any], by: User | None = None, now: datetime | None = None
+    *,
+    lead: Lead,
+    changes: Mapping[str, Any],
+    by: User | None = None,
+    now: datetime | None = None,
+    consent_source: str = "",
+    consent_text: str = "",
+    consent_text_version: str = "",
 ) -> Lead:
     """Apply a form's or a request's changes: a new status goes through change_status (stamps,
-    timeline note), everything else through update_lead; one transaction, one rescore."""
+    timeline note), everything else through update_lead; one transaction, one rescore. Consent
+    flags that change are recorded from `consent_source` with `by` as who recorded them."""
     fields = dict(changes)
     status = fields.pop("status", lead.status)
     lost_reason = str(fields.pop("lost_reason", "") or "")
     fields = {name: value for name, value in fields.items() if getattr(lead, name, object()) != value}
     with transaction.atomic():
         if fields:
-            update_lead(lead=lead, now=now, **fields)
+            update_lead(
+                lead=lead,
+                now=now,
+                consent_source=consent_source,
+                consent_text=consent_text,
+                consent_text_version=consent_text_version,
+                recorded_by=by,
+                **fields,
+            )
         if status != lead.status:
             change_status(lead=lead, status=status, by=by, lost_reason=lost_reason, now=now)
         elif status == LeadStatus.LOST and lost_reason.strip() and lost_reason.strip() != lead.lost_reason:
@@ -371,6 +528,65 @@ def record_consent(
             _save_lead(lead, [flag, f"{flag}_at"])
             request_rescore(lead.pk)
     return consent
+
+
+# --- Erasure: personal data anonymised, the row kept for the counts ---------------------------
+
+ERASED_TEXT = "(erased)"
+# Interaction payload keys that say nothing about the person and keep reports and rules right.
+KEPT_PAYLOAD_KEYS = ("duration_s", "amount", "outcome", "status_from", "status_to")
+ERASE_CHUNK = 500  # ids per statement (SQLite's variable limit)
+
+
+def anonymise_leads(*, lead_ids: Sequence[int], now: datetime | None = None) -> int:
+    """Anonymise these leads, set-based: names, email, phone, company, job title, city, custom
+    attributes, visitor id, search term and lost reason on the lead; free text in their interaction
+    payloads; their follow-up notes. The rows stay (counts by status, source and stage stay right)
+    and are marked `erased_at`. Returns how many leads were changed. Rescoring is the caller's."""
+    now = now or timezone.now()
+    ids = sorted({int(i) for i in lead_ids})
+    changed = 0
+    with transaction.atomic():
+        for start in range(0, len(ids), ERASE_CHUNK):
+            chunk = ids[start : start + ERASE_CHUNK]
+            changed += Lead.objects.filter(pk__in=chunk).update(
+                first_name="",
+                last_name="",
+                email=None,
+                phone="",
+                company_name="",
+                job_title="",
+                city="",
+                custom={},
+                visitor_id="",
+                utm_term="",
+                utm_content="",
+                lost_reason=Case(When(lost_reason="", then=Value("")), default=Value(ERASED_TEXT)),
+                possible_duplicate_of=None,
+                live_until=None,
+                erased_at=Coalesce(F("erased_at"), Value(now)),
+                updated_at=now,
+            )
+            _keep_only_payload_keys(chunk)
+            FollowUp.objects.filter(lead_id__in=chunk).exclude(note="").update(note="")
+    return changed
+
+
+def _keep_only_payload_keys(lead_ids: Sequence[int]) -> None:
+    """One UPDATE: every interaction of these leads keeps only KEPT_PAYLOAD_KEYS of its payload."""
+    table = connection.ops.quote_name(Interaction._meta.db_table)
+    lead_column = connection.ops.quote_name(Interaction._meta.get_field("lead").column)
+    marks = ", ".join(["%s"] * len(lead_ids))
+    keys = ", ".join(["%s"] * len(KEPT_PAYLOAD_KEYS))
+    if connection.vendor == "postgresql":
+        kept = f"(SELECT coalesce(jsonb_object_agg(key, value), '{{}}'::jsonb) FROM jsonb_each(payload) WHERE key IN ({keys}))"
+    else:  # SQLite's JSON1
+        kept = f"(SELECT coalesce(json_group_object(key, value), '{{}}') FROM json_each(payload) WHERE key IN ({keys}))"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET payload = {kept} WHERE {lead_column} IN ({marks})",
+            [*KEPT_PAYLOAD_KEYS, *lead_ids],
+        )
 
 
 def mark_live(*, lead_id: int, until: datetime | None) -> None:
@@ -551,3 +767,34 @@ def log_outcome(
                 {"notes": "Write a note or change the status — there is nothing to log yet."}
             )
     return interaction
+
+
+# --- Website chat: set-based lead removal and hand merge of possible duplicates (chatbot) ---------
+
+
+def delete_leads(*, lead_ids: Sequence[int]) -> int:
+    """Delete these leads with everything that cascades from them, in one set-based delete
+    (the chat's purge of empty anonymous chats). Returns how many leads were deleted."""
+    ids = [int(i) for i in lead_ids]
+    if not ids:
+        return 0
+    _, per_model = Lead.objects.filter(pk__in=ids).delete()
+    return per_model.get(Lead._meta.label, 0)
+
+
+def merge_possible_duplicate(*, duplicate: Lead, by: User) -> Lead:
+    """A salesperson checked that `duplicate` (made by a chat visitor who typed a known lead's
+    email) is that person: move its interactions and follow-ups to the known lead, delete
+    it. The known lead's own fields, consent and owner are left as they are."""
+    target = duplicate.possible_duplicate_of
+    if target is None:
+        raise ValidationError("This lead is not marked as a possible duplicate.")
+    from leadcrm.permissions import can_see_lead
+
+    if not (can_see_lead(by, duplicate) and can_change_lead(by, target)):
+        raise PermissionDenied("Only the known lead's owner (or a manager) may merge into it.")
+    with transaction.atomic():
+        move_interactions(from_lead=duplicate, to_lead=target)
+        FollowUp.objects.filter(lead=duplicate).update(lead=target)
+        delete_lead(lead=duplicate)  # the caller moved its app's own rows (e.g. chats) first
+    return target

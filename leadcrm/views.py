@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from leadcrm import charts, queue_html, reports, selectors, services
+from leadcrm import charts, queue_html, reports, selectors, services, signals
 from leadcrm.forms import FollowUpForm, OutcomeForm, QueueFilterForm, ReportForm, TimelineFilterForm
 from leadcrm.http import HtmxHttpRequest, request_user
 from leadcrm.models import FollowUp, InteractionKind
@@ -191,6 +191,7 @@ def _panel_context(
 ) -> dict[str, Any]:
     ctx = selectors.lead_context(user=request.user, lead_id=lead_id)
     lead = ctx.lead
+    signals.lead_accessed.send(None, actor=request.user, lead_id=lead.pk, action="viewed", request=request)
     snapshots = ctx.snapshots
     score_chart = charts.line_chart(
         [(s.taken_at, s.rule_score) for s in snapshots],
@@ -262,6 +263,7 @@ def lead_detail(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
 def lead_timeline(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
     """The timeline filtered by kind (and paged by `before`)."""
     lead = selectors.visible_lead(user=request.user, lead_id=lead_id)
+    signals.lead_accessed.send(None, actor=request.user, lead_id=lead.pk, action="viewed", request=request)
     form = TimelineFilterForm(request.GET)
     status = 200 if form.is_valid() else 400
     kind = form.kind_value()

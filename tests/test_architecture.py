@@ -17,7 +17,9 @@ import pytest
 from leadcrm.models import SCORE_FIELDS as LEAD_SCORE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT_APPS = ("leadcrm", "scoring", "chatbot")
+PRODUCT_APPS = ("leadcrm", "scoring", "chatbot", "accounts", "audit", "privacy")
+# Lower layers never import higher ones (docs/architecture.md); demo and bench sit on top of all.
+LAYERS = ("config", "leadcrm", "scoring", "chatbot", "accounts", "audit", "privacy")
 ON_TOP = ("demo", "bench")
 PACKAGES = ("config", *PRODUCT_APPS, *ON_TOP)
 # The CRM core's one call into another app.
@@ -131,6 +133,17 @@ def test_the_crm_core_imports_no_other_app_but_request_rescore() -> None:
         ):
             continue
         offenders.append(where(i))
+    assert offenders == []
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    offenders = []
+    for i in ALL_IMPORTS:
+        src, dst = app_of(i.module), app_of(i.target)
+        if src not in LAYERS or dst not in LAYERS or src == "config":
+            continue  # config wires the apps (settings, urls, asgi) by dotted path
+        if LAYERS.index(dst) > LAYERS.index(src) and (i.module, i.target) != ALLOWED_CORE_CALL[:2]:
+            offenders.append(where(i))
     assert offenders == []
 
 

@@ -113,13 +113,14 @@ def lead_form_data(lead: Lead, **changes: object) -> dict[str, object]:
     request.user = User(is_superuser=True)
     data: dict[str, object] = {}
     for name in _editable_fields(admin.site._registry[Lead], request, lead):
-        value = changes.get(name, getattr(lead, "owner_id" if name == "owner" else name))
+        # consent_text is the form's own field (how they agreed), not a column: blank unless typed.
+        value = changes.get(name, getattr(lead, "owner_id" if name == "owner" else name, ""))
         if isinstance(value, bool):
             if value:
                 data[name] = "on"
             continue  # an unticked checkbox is absent
         data[name] = json.dumps(value) if name == "custom" else ("" if value is None else value)
-    for prefix in ("follow_ups", "interactions"):
+    for prefix in ("follow_ups", "interactions", "consents"):
         data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
     return data
 
@@ -182,11 +183,16 @@ def test_profile_edits_in_the_admin_rescore_and_stamp_consent(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         client.post(
             reverse("admin:leadcrm_lead_change", args=[lead.pk]),
-            lead_form_data(lead, job_title="CEO", marketing_consent=True),
+            lead_form_data(
+                lead, job_title="CEO", marketing_consent=True, consent_text="Said yes on the phone"
+            ),
         )
     lead.refresh_from_db()
     assert lead.job_title == "CEO"
     assert lead.marketing_consent_at is not None  # the service's consent stamp
+    consent = lead.consents.get()
+    assert (consent.purpose, consent.granted, consent.source) == ("marketing", True, "admin")
+    assert (consent.text, consent.recorded_by) == ("Said yes on the phone", staff_manager)
     assert len(callbacks) == 1
     assert lead.scored_at is not None
     assert not lead.interactions.exists()  # no status change, no timeline note

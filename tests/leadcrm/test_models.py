@@ -21,7 +21,7 @@ def test_email_is_unique_ignoring_case() -> None:
     create_lead(email="Ada@Example.com")
     with pytest.raises(ValidationError) as err:
         create_lead(email="ada@example.COM")
-    assert "already exists" in err.value.message_dict["email"][0]
+    assert "can't be used" in err.value.message_dict["email"][0]
 
 
 def test_database_enforces_case_insensitive_email_uniqueness() -> None:
@@ -90,7 +90,7 @@ def test_interaction_in_the_future_is_refused() -> None:
 
 
 def test_record_interaction_stores_kind_compactly_and_bumps_last_activity() -> None:
-    lead = make_lead()
+    lead = make_lead(marketing_consent=True)  # email tracking needs it
     interaction = record_interaction(lead=lead, kind="email_click", payload={"subject": "Spring update"})
     interaction.refresh_from_db()
     lead.refresh_from_db()
@@ -144,10 +144,11 @@ def test_status_and_profile_changes_do_not_overwrite_scores_written_meanwhile() 
 
 
 def test_consent_is_stamped_when_given_and_cleared_when_withdrawn() -> None:
-    lead = create_lead(email="c@example.com", marketing_consent=True)
+    lead = create_lead(email="c@example.com", marketing_consent=True, consent_source="import")
     assert lead.marketing_consent_at is not None
-    update_lead(lead=lead, marketing_consent=False)
+    update_lead(lead=lead, marketing_consent=False, consent_source="api")
     assert lead.marketing_consent_at is None
+    assert list(lead.consents.values_list("granted", "source")) == [(True, "import"), (False, "api")]
 
 
 def test_visible_to_follows_the_role_rule(manager, salesperson, other_salesperson) -> None:

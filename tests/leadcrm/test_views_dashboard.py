@@ -64,8 +64,9 @@ def test_lead_panel_runs_a_fixed_handful_of_queries(
     make_follow_up(lead)
     for _ in range(3):
         make_interaction(lead, "chat_message", payload={"text": "Pricing?"}, sentiment=0.3)
-    # session, user, groups, lead, interactions, score history, segments, follow-ups
-    with django_assert_num_queries(8):
+    # session, user, groups, lead, interactions, score history, segments, follow-ups, and the audit
+    # trail's "viewed" row (at most one per person, lead and 5 minutes)
+    with django_assert_num_queries(9):
         response = seller_client.get(reverse("leadcrm:lead", args=[lead.pk]), **HX)
     assert response.status_code == 200
     assert "Chat message (3)" in response.content.decode()
