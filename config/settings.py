@@ -62,6 +62,10 @@ INSTALLED_APPS = [
     "pgtrigger",  # installs the audit triggers after migrate (audit/triggers.py)
     "audit",  # the append-only audit trail
     "privacy",  # export, erasure and retention of a person's data
+    "dataio",  # CSV/Excel import and CSV export
+    "tracking",  # website tracking snippet and the events API
+    "outreach",  # outbound email with signed open/click tracking, replies
+    "webhooks",  # signed outgoing webhooks
     # On top of the product; nothing above imports them.
     "demo",
     "bench",
@@ -413,3 +417,13 @@ CELERY_BEAT_SCHEDULE["privacy-retention"] = {
     "task": "privacy.tasks.apply_retention",
     "schedule": crontab(minute=30, hour=2),  # 02:30 UTC daily, after the night's scoring refresh
 }
+
+# --- Import and export (dataio) ---------------------------------------------------------------
+
+# --- Website tracking and events API (tracking) -----------------------------------------------
+
+# --- Email: outbound, opens, clicks, replies (outreach) ---------------------------------------
+
+# --- Outgoing webhooks (webhooks) -------------------------------------------------------------
+
+# --- REST API completeness (api) ---------------------------------------------------------------
