@@ -98,7 +98,7 @@ def test_main_pages_and_htmx_interactions_raise_no_violation(page, live_server, 
     page.locator("#queue-table").get_by_text("Yara Hughes").first.wait_for(state="detached")
     page.locator("#queue-table").get_by_role("link", name="Mia Santos").click()
     panel = page.locator("#lead-panel")
-    panel.get_by_role("heading", name="Mia Santos").wait_for()
+    panel.get_by_role("heading", name="Mia Santos", exact=True).wait_for()
     panel.get_by_label("New status").select_option("lost")
     panel.get_by_role("button", name="Log outcome").click()
     panel.get_by_text("Say why the lead was lost.").wait_for()
