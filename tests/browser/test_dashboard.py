@@ -132,7 +132,7 @@ def test_salesperson_filters_opens_a_lead_logs_an_outcome_and_sees_the_queue_upd
     # Open a lead beside the queue.
     table.get_by_role("link", name="Mia Santos").click()
     panel = page.locator("#lead-panel")
-    heading = panel.get_by_role("heading", name="Mia Santos")
+    heading = panel.get_by_role("heading", name="Mia Santos", exact=True)
     heading.wait_for()
     assert page.evaluate("document.activeElement.id") == "lead-heading"  # focus moves to the panel
     assert "Send the annual plan comparison" in panel.locator(".next-step").inner_text()
@@ -222,7 +222,7 @@ def test_keyboard_only_search_open_and_close(page, live_server) -> None:
     assert page.evaluate("document.activeElement.id") == "id_q"
     page.locator(f"#lead-link-{lead.pk}").focus()
     page.keyboard.press("Enter")
-    page.locator("#lead-panel").get_by_role("heading", name="Ines Costa").wait_for()
+    page.locator("#lead-panel").get_by_role("heading", name="Ines Costa", exact=True).wait_for()
     assert page.evaluate("document.activeElement.id") == "lead-heading"
     page.keyboard.press("Escape")
     page.locator("#lead-panel .panel-empty").wait_for()
