@@ -49,8 +49,8 @@ class Tracked:
 
 TRACKED: tuple[Tracked, ...] = (
     Tracked(Lead, ignore=LEAD_MACHINE_FIELDS, lead_field="id", bulk=True),
-    Tracked(Consent, lead_field="lead"),
-    Tracked(FollowUp, lead_field="lead"),
+    Tracked(Consent, lead_field="lead", bulk=True),  # an import writes thousands at once
+    Tracked(FollowUp, ignore=("updated_at",), lead_field="lead"),
     # Interactions arrive by the million: no INSERT or DELETE trigger (a lead's deletion is
     # recorded on the lead). Edits of an existing interaction are rare and recorded; moving them
     # to another lead (a merge) is recorded on the leads, not once per interaction.

@@ -51,9 +51,11 @@ from chatbot.models import (
     Site,
 )
 from chatbot.sentiment import sentiment_score
+from chatbot.signals import visitor_identified
 from leadcrm import services as crm
 from leadcrm.models import FollowUp, Lead, LeadSource, SegmentMembership
 from leadcrm.permissions import is_salesperson
+from leadcrm.signals import chat_handed_off
 
 LIVE_FOR = timedelta(minutes=2)
 MAX_MESSAGE_CHARS = 1000
@@ -181,9 +183,23 @@ def _ensure_lead(conversation: Conversation, now: datetime) -> Lead:
     conversation.lead_created = True
     conversation.pending = {}
     conversation.save(update_fields=["lead", "lead_created", "pending"])
+    _lead_known(conversation)
     _record_pages(lead, list(pending.get("pages") or []), now)
     realtime.broadcast_status(conversation, event="started")
     return lead
+
+
+def _lead_known(conversation: Conversation) -> None:
+    # The conversation (its server-issued token) now says which lead this visitor id's browser
+    # is: the website tracking links the visitor's earlier events to it (chatbot.signals).
+    if conversation.lead_id is not None and conversation.visitor_id:
+        visitor_identified.send(
+            Conversation,
+            site_id=conversation.site_id,
+            visitor_id=conversation.visitor_id,
+            lead_id=conversation.lead_id,
+            conversation_id=conversation.pk,
+        )
 
 
 def _segment_flow(site: Site, lead: Lead) -> SegmentFlow | None:
@@ -334,6 +350,7 @@ def start_conversation(
         started_at=now,
         last_message_at=now,
     )
+    _lead_known(conversation)
     # A name is used only with a verified identity or the person's own contact consent.
     name = lead.first_name if lead is not None and (verified or lead.contact_consent) else ""
     flow = _segment_flow(site, lead) if lead is not None else None
@@ -514,6 +531,12 @@ def _handoff(conversation: Conversation, now: datetime) -> list[Message]:
     if conversation.handoff_at is None:
         conversation.handoff_at = now
         conversation.save(update_fields=["handoff_at"])
+        chat_handed_off.send(
+            sender=Conversation,
+            lead_id=conversation.lead_id,
+            conversation_id=conversation.pk,
+            site_id=site.pk,
+        )
     text, actions = bot.handoff_text(
         open_now=is_open,
         opens_at=None if is_open else bot.next_opening(site.business_hours, site.timezone, now),

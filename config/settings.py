@@ -62,6 +62,10 @@ INSTALLED_APPS = [
     "pgtrigger",  # installs the audit triggers after migrate (audit/triggers.py)
     "audit",  # the append-only audit trail
     "privacy",  # export, erasure and retention of a person's data
+    "dataio",  # CSV/Excel import and CSV export
+    "tracking",  # website tracking snippet and the events API
+    "outreach",  # outbound email with signed open/click tracking, replies
+    "webhooks",  # signed outgoing webhooks
     # On top of the product; nothing above imports them.
     "demo",
     "bench",
@@ -412,4 +416,104 @@ PRIVACY_RETENTION_MONTHS = env.int("PRIVACY_RETENTION_MONTHS", default=24)
 CELERY_BEAT_SCHEDULE["privacy-retention"] = {
     "task": "privacy.tasks.apply_retention",
     "schedule": crontab(minute=30, hour=2),  # 02:30 UTC daily, after the night's scoring refresh
+}
+
+# --- Import and export (dataio) ---------------------------------------------------------------
+# Uploaded import files are kept under MEDIA_ROOT (imports/YYYY/MM/), never served publicly.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(BASE_DIR / "media"))
+DATAIO_MAX_UPLOAD_MB = env.int("DATAIO_MAX_UPLOAD_MB", default=50)  # a bigger upload answers 413
+DATAIO_MAX_ROWS = env.int("DATAIO_MAX_ROWS", default=500_000)
+CELERY_BEAT_SCHEDULE["dataio-sweep-jobs"] = {
+    "task": "dataio.tasks.sweep_import_jobs",
+    "schedule": 60.0,  # re-send import jobs the broker lost
+    "options": {"expires": 55.0},
+}
+
+# --- Website tracking and events API (tracking) -----------------------------------------------
+# docs/tracking.md. The snippet's endpoint has its own cheap limits (tracking/limits.py: one Redis
+# round trip); its config/identify endpoints and the batch API use DRF throttles.
+TRACKING_RATES = {
+    "ip_minute": env.int("TRACKING_RATE_IP_MINUTE", default=600),
+    "site_minute": env.int("TRACKING_RATE_SITE_MINUTE", default=60_000),
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
+    {
+        "track_ip": env.str("TRACKING_RATE_CONFIG_IP_MINUTE", default="120/min"),
+        "track_site": env.str("TRACKING_RATE_CONFIG_SITE_MINUTE", default="30000/min"),
+        "events_batch": env.str("EVENTS_BATCH_RATE_USER_MINUTE", default="600/min"),
+    }
+)
+# Events of visitors never identified are deleted after this many days (0: kept).
+TRACKING_ANONYMOUS_DAYS = env.int("TRACKING_ANONYMOUS_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["tracking-sweep"] = {
+    "task": "tracking.tasks.sweep",
+    "schedule": 60.0,  # events that raced a visitor's link; old anonymous events
+    "options": {"expires": 50.0},
+}
+
+# --- Email: outbound, opens, clicks, replies (outreach) ---------------------------------------
+# docs/email.md. EMAIL_URL picks the backend: smtp+tls://user:password@smtp.example.com:587 (or
+# smtp://, smtp+ssl://); unset, emails are printed to the console (development and the demo).
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)  # EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, …
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)  # seconds; a hung SMTP server fails the send
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LeadCRM <leadcrm@localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# The public address of this server: open pixels, click links and lead links in webhooks use it.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000")
+# Replies: a mailbox whose mail reaches POST /api/v1/email/inbound; each email's Reply-To is
+# local+<signed token>@domain. Unset: Reply-To is the salesperson's own address.
+EMAIL_REPLY_ADDRESS = env.str("EMAIL_REPLY_ADDRESS", default="")
+EMAIL_MESSAGE_ID_DOMAIN = env.str("EMAIL_MESSAGE_ID_DOMAIN", default="")  # default: DEFAULT_FROM_EMAIL's
+# The shared secret the inbound hook sends in X-LeadCRM-Inbound-Secret; unset, the endpoint refuses all.
+EMAIL_INBOUND_SECRET = env.str("EMAIL_INBOUND_SECRET", default="")
+EMAIL_LINK_MAX_AGE_DAYS = env.int("EMAIL_LINK_MAX_AGE_DAYS", default=365)  # signed links expire
+EMAIL_TRACKING_RATE_PER_MINUTE = env.int("EMAIL_TRACKING_RATE_PER_MINUTE", default=120)  # per IP
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["email_inbound"] = env.str("EMAIL_INBOUND_RATE", default="120/min")
+CELERY_BEAT_SCHEDULE["outreach-sweep-emails"] = {
+    "task": "outreach.tasks.sweep_emails",
+    "schedule": 60.0,  # emails whose send task was lost, and retries after an SMTP failure
+    "options": {"expires": 55.0},
+}
+
+
+# --- Outgoing webhooks (webhooks) -------------------------------------------------------------
+# docs/webhooks.md. URLs resolving to private, loopback, link-local, multicast or reserved addresses
+# are refused (at registration and at every delivery) unless listed here: CIDRs or host names,
+# e.g. WEBHOOKS_ALLOW_PRIVATE_NETWORKS=127.0.0.1/32,receiver.internal
+# With DEBUG (the demo) loopback is allowed by default, for the demo's own receiver page.
+WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.list(
+    "WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=["127.0.0.1/32", "::1/128"] if DEBUG else []
+)
+WEBHOOKS_CONNECT_TIMEOUT = env.float("WEBHOOKS_CONNECT_TIMEOUT", default=3.0)  # seconds
+WEBHOOKS_TOTAL_TIMEOUT = env.float("WEBHOOKS_TOTAL_TIMEOUT", default=10.0)  # seconds, whole exchange
+WEBHOOKS_MAX_ATTEMPTS = env.int("WEBHOOKS_MAX_ATTEMPTS", default=6)  # then the delivery is "failed"
+WEBHOOKS_RETRY_BASE_SECONDS = env.int("WEBHOOKS_RETRY_BASE_SECONDS", default=30)  # 30 s, 1, 2, 4, 8 min…
+WEBHOOKS_RETRY_MAX_SECONDS = env.int("WEBHOOKS_RETRY_MAX_SECONDS", default=3600)
+# "Became hot": a lead's grade moved into one of these from outside them.
+WEBHOOKS_HOT_GRADES = env.list("WEBHOOKS_HOT_GRADES", default=["A1", "A2", "B1"])
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {
+    "task": "webhooks.tasks.sweep_deliveries",
+    "schedule": 15.0,  # deliveries whose task was lost (broker away), and due retries
+    "options": {"expires": 14.0},
+}
+CELERY_BEAT_SCHEDULE["webhooks-follow-ups-overdue"] = {
+    "task": "webhooks.tasks.emit_overdue_follow_ups",
+    "schedule": 60.0,
+    "options": {"expires": 55.0},
+}
+
+
+# --- REST API completeness (api) ---------------------------------------------------------------
+# Every API request counts against its user's limit (per IP when not logged in); over it: 429 with
+# Retry-After. Views with limits of their own (the chat widget's) keep theirs.
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["rest_framework.throttling.UserRateThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["user"] = env.str("API_RATE_USER", default="1200/min")
+# A sync pass (/api/v1/sync/…) ends this many seconds before it starts, so a write whose transaction
+# is still committing is served by the next pass instead of being skipped (docs/api.md).
+API_SYNC_LAG_SECONDS = env.int("API_SYNC_LAG_SECONDS", default=5)
+# One name per choice set in the OpenAPI schema (several serializers have a `kind`).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "InteractionKindEnum": "leadcrm.models.KIND_SLUGS",
+    "SegmentKindEnum": "leadcrm.models.SegmentKind",
 }

@@ -11,17 +11,33 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from accounts.csp import api_docs_view
+from chatbot import manage_api as chat_api
+from dataio import api as dataio_api
 from leadcrm import api, views
+from scoring import api as scoring_api
+from webhooks import api as webhooks_api
 
 router = DefaultRouter()
 router.register("leads", api.LeadViewSet, basename="lead")
+router.register("interactions", api.InteractionViewSet, basename="interaction")
+router.register("segments", api.SegmentViewSet, basename="segment")
+router.register("follow-ups", api.FollowUpViewSet, basename="follow-up")
+router.register("rules", scoring_api.RuleViewSet, basename="rule")
+router.register("sites", chat_api.SiteViewSet, basename="site")
+router.register("faq-entries", chat_api.FaqEntryViewSet, basename="faq-entry")
+router.register("webhooks", webhooks_api.WebhookViewSet, basename="webhook")
+router.register("webhook-deliveries", webhooks_api.DeliveryViewSet, basename="webhook-delivery")
+router.register("imports", dataio_api.ImportJobViewSet, basename="import")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include(router.urls)),
+    path("sync/", include(api.sync_urls)),  # change feeds for another system (docs/api.md)
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", api_docs_view(url_name="api-v1:schema"), name="docs"),  # CSP-clean Swagger UI
     path("chat/", include("chatbot.api_urls")),
+    path("", include("tracking.api_urls")),  # track/sites/<key>/… (snippet), events/batch
     path("chat/sites/<str:key>/me/", include("privacy.api_urls")),  # "What do you know about me?"
+    path("email/", include("outreach.api_urls")),  # replies posted by the inbound mail hook
 ]
 
 urlpatterns = [
@@ -41,6 +57,9 @@ urlpatterns = [
     path("chat/", include("chatbot.urls")),
     path("privacy/", include("privacy.urls")),
     path("audit/", include("audit.urls")),  # the audit trail (managers)
+    path("", include("outreach.urls")),  # /e/o/… open pixel, /e/c/… click links, /email/leads/<id>/
+    path("webhooks/", include("webhooks.urls")),  # outgoing webhooks (managers)
+    path("import/", include("dataio.urls")),  # CSV/Excel import and CSV export
 ]
 
 handler404 = "config.errors.page_not_found"  # JSON under /api/

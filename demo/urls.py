@@ -10,4 +10,5 @@ app_name = "demo"
 urlpatterns: list[URLPattern] = [
     path("site/", views.demo_site, name="site"),
     path("site/<slug:page>/", views.demo_site, name="site_page"),
+    path("webhook-receiver/", views.webhook_receiver, name="webhook_receiver"),
 ]

@@ -270,6 +270,7 @@ class Lead(models.Model):
                 condition=Q(rescore_requested_at__isnull=False),
             ),
             models.Index(fields=["live_until"], name="lead_live_idx", condition=Q(live_until__isnull=False)),
+            models.Index(fields=["updated_at", "id"], name="lead_sync_idx"),  # the API's change feed
         ]
 
     def __str__(self) -> str:
@@ -423,6 +424,7 @@ class Interaction(models.Model):
         indexes = [
             models.Index(fields=["lead", "occurred_at"], name="interaction_lead_time_idx"),
             models.Index(fields=["kind", "occurred_at"], name="interaction_kind_time_idx"),
+            models.Index(fields=["created_at", "id"], name="interaction_sync_idx"),  # the API's change feed
         ]
 
     def __str__(self) -> str:
@@ -473,6 +475,7 @@ class Segment(models.Model):
     )
     created_at = models.DateTimeField(default=utc_now)
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)  # the API's change feed (updated_after)
 
     class Meta:
         ordering = ["name"]
@@ -513,12 +516,14 @@ class FollowUp(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=utc_now)
+    updated_at = models.DateTimeField(auto_now=True)  # the API's change feed (updated_after)
 
     class Meta:
         ordering = ["due_at"]
         indexes = [
             models.Index(fields=["assigned_to", "done_at", "due_at"], name="followup_todo_idx"),
             models.Index(fields=["lead", "due_at"], name="followup_lead_idx"),
+            models.Index(fields=["updated_at", "id"], name="followup_sync_idx"),
         ]
 
     def __str__(self) -> str:

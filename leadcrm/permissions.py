@@ -26,7 +26,20 @@ if TYPE_CHECKING:  # models imports this module for the role checks
 MANAGER_GROUP = "Manager"
 SALESPERSON_GROUP = "Salesperson"
 
-MANAGER_APPS = ("leadcrm", "scoring", "ml", "chatbot", "auth", "accounts", "axes")
+MANAGER_APPS = (
+    "leadcrm",
+    "scoring",
+    "ml",
+    "chatbot",
+    "auth",
+    "accounts",
+    "axes",
+    "privacy",
+    "dataio",
+    "tracking",
+    "outreach",
+    "webhooks",
+)
 SALESPERSON_PERMS = (
     "leadcrm.view_lead",
     "leadcrm.change_lead",

@@ -41,6 +41,7 @@ from leadcrm.models import (
 )
 from leadcrm.permissions import can_change_lead
 from leadcrm.segments import criteria_q
+from leadcrm.signals import lead_created, lead_status_changed
 from scoring.services import request_rescore
 
 LEAD_WRITABLE_FIELDS = frozenset(
@@ -189,6 +190,7 @@ def create_lead(
         _save_lead(lead)
         _store_consents(lead, consents)
         request_rescore(lead.pk)
+        lead_created.send(sender=Lead, lead=lead)  # in the transaction: webhooks store their events with it
     return lead
 
 
@@ -380,6 +382,7 @@ def change_status(
             created_at=now,
         )
         request_rescore(lead.pk)
+        lead_status_changed.send(sender=Lead, lead=lead, status_from=previous, status_to=status)
     return lead
 
 
@@ -568,7 +571,7 @@ def anonymise_leads(*, lead_ids: Sequence[int], now: datetime | None = None) -> 
                 updated_at=now,
             )
             _keep_only_payload_keys(chunk)
-            FollowUp.objects.filter(lead_id__in=chunk).exclude(note="").update(note="")
+            FollowUp.objects.filter(lead_id__in=chunk).exclude(note="").update(note="", updated_at=now)
     return changed
 
 
@@ -669,7 +672,7 @@ def complete_follow_up(*, follow_up: FollowUp, now: datetime | None = None) -> F
     """Mark a follow-up done (idempotent)."""
     if follow_up.done_at is None:
         follow_up.done_at = now or timezone.now()
-        follow_up.save(update_fields=["done_at"])
+        follow_up.save(update_fields=["done_at", "updated_at"])
     return follow_up
 
 
@@ -705,7 +708,7 @@ def refresh_dynamic_segment(*, segment: Segment, now: datetime | None = None) ->
             ignore_conflicts=True,
         )
         segment.refreshed_at = now
-        segment.save(update_fields=["refreshed_at"])
+        segment.save(update_fields=["refreshed_at", "updated_at"])
     return SegmentMembership.objects.filter(segment=segment).count()
 
 
@@ -795,6 +798,773 @@ def merge_possible_duplicate(*, duplicate: Lead, by: User) -> Lead:
         raise PermissionDenied("Only the known lead's owner (or a manager) may merge into it.")
     with transaction.atomic():
         move_interactions(from_lead=duplicate, to_lead=target)
-        FollowUp.objects.filter(lead=duplicate).update(lead=target)
+        FollowUp.objects.filter(lead=duplicate).update(lead=target, updated_at=timezone.now())
         delete_lead(lead=duplicate)  # the caller moved its app's own rows (e.g. chats) first
     return target
+
+
+# --- Segments and follow-ups through the REST API (api) ---------------------------------------
+
+FOLLOW_UP_EDITABLE = frozenset({"due_at", "note", "assigned_to"})
+
+
+def save_segment(*, segment: Segment, by: User | None = None) -> Segment:
+    """Validate and store a segment (a new one records who made it); a dynamic one is refreshed
+    from its criteria at once, in the same transaction."""
+    if segment.pk is None and segment.created_by is None:
+        segment.created_by = by
+    segment.full_clean()
+    with transaction.atomic():
+        segment.save()
+        if segment.kind == SegmentKind.DYNAMIC:
+            refresh_dynamic_segment(segment=segment)
+    return segment
+
+
+def delete_segment(*, segment: Segment) -> None:
+    """Delete a segment with its memberships (the leads stay)."""
+    segment.delete()
+
+
+def change_members(
+    *, segment: Segment, add: Iterable[int] = (), remove: Iterable[int] = (), now: datetime | None = None
+) -> tuple[int, int]:
+    """Add and remove leads of a static segment; returns (added, removed). The segment's
+    updated_at moves when its members change, so a syncing system knows to read them again."""
+    add_ids, remove_ids = {int(i) for i in add}, {int(i) for i in remove}
+    if segment.kind != SegmentKind.STATIC:
+        raise ValidationError("Dynamic segments are computed from their criteria; edit those instead.")
+    if add_ids & remove_ids:
+        raise ValidationError("A lead cannot be both added to and removed from a segment at once.")
+    with transaction.atomic():
+        added = add_to_segment(segment=segment, leads=add_ids) if add_ids else 0
+        removed, _ = SegmentMembership.objects.filter(segment=segment, lead_id__in=remove_ids).delete()
+        if added or removed:
+            Segment.objects.filter(pk=segment.pk).update(updated_at=now or timezone.now())
+    return added, removed
+
+
+def update_follow_up(
+    *, follow_up: FollowUp, changes: Mapping[str, Any], now: datetime | None = None
+) -> FollowUp:
+    """Reschedule, reword or reassign an open follow-up; a new due time must be in the future."""
+    unknown = sorted(set(changes) - FOLLOW_UP_EDITABLE)
+    if unknown:
+        raise ValidationError(dict.fromkeys(unknown, "This field of a follow-up cannot be changed."))
+    if follow_up.done_at is not None:
+        raise ValidationError("This follow-up is done; schedule a new one instead.")
+    now = now or timezone.now()
+    due_at = changes.get("due_at", follow_up.due_at)
+    if due_at != follow_up.due_at and due_at < now - timedelta(minutes=1):
+        raise ValidationError({"due_at": "A follow-up must be due in the future."})
+    for name, value in changes.items():
+        setattr(follow_up, name, value.strip() if name == "note" else value)
+    follow_up.full_clean()
+    follow_up.save()
+    return follow_up
+
+
+def delete_follow_up(*, follow_up: FollowUp) -> None:
+    """Delete a follow-up (scheduled by mistake)."""
+    follow_up.delete()
+
+
+# --- Bulk import (dataio): many rows validated as create_lead does, written set-based -------------
+
+import contextlib  # noqa: E402  (this section's own imports)
+import json  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from leadcrm.models import EARLIEST_INTERACTION, json_problem  # noqa: E402
+
+IMPORT_CHUNK = 2000  # rows per email lookup and per INSERT/UPDATE batch
+# What an import may set directly; status and lost reason come with an outcome (won/lost + date),
+# custom attributes in `custom`, the owner by username or email. The rest is the system's own.
+IMPORT_FIELDS = frozenset(
+    LEAD_WRITABLE_FIELDS
+    - {"status", "lost_reason", "custom", "owner", "owner_id", "visitor_id", "possible_duplicate_of"}
+)
+IMPORT_OUTCOMES = (LeadStatus.WON, LeadStatus.LOST)
+IMPORTED_OUTCOME_NOTE = "Outcome imported"
+
+
+@dataclass
+class ImportRow:
+    """One row of an import, already converted from text to typed values (by the caller's mapping)."""
+
+    line: int  # where it is in the file, for the person who fixes it
+    fields: dict[str, Any]  # IMPORT_FIELDS only; a blank value is left out (a default, or the current value)
+    custom: dict[str, Any] | None = None
+    owner: str = ""  # username or email of a user
+    outcome: str = ""  # "won" or "lost": the lead's past outcome, so the model can learn from it
+    outcome_at: datetime | None = None
+    lost_reason: str = ""
+    problem: str = ""  # set by the caller when the text could not be converted: the row is refused
+
+
+@dataclass
+class RowOutcome:
+    line: int
+    action: str  # "create", "update", "skip" or "refuse"
+    reason: str = ""
+    lead_id: int | None = None
+
+
+class ImportResult:
+    """What an import did (or, in a dry run, would do) with each row."""
+
+    def __init__(self) -> None:
+        self.rows: list[RowOutcome] = []
+        self.consents = 0  # Consent rows written
+        self.outcomes = 0  # leads closed as won or lost from the file
+        # Written once after the leads: one COPY each (interleaved with the leads' they were
+        # measured slower, the consent rows' audit triggers growing with the transaction).
+        self.pending_consents: list[Consent] = []
+        self.pending_notes: list[Interaction] = []
+
+    def count(self, action: str) -> int:
+        return sum(1 for row in self.rows if row.action == action)
+
+    @property
+    def lead_ids(self) -> list[int]:
+        """The leads created or changed: the caller rescores them."""
+        return [r.lead_id for r in self.rows if r.lead_id is not None and r.action in ("create", "update")]
+
+    @property
+    def refused(self) -> list[RowOutcome]:
+        return [row for row in self.rows if row.action == "refuse"]
+
+
+def _messages(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        parts = []
+        for name, errors in exc.error_dict.items():
+            label = "" if name == NON_FIELD_ERRORS else f"{name}: "
+            parts.append(label + " ".join(str(m) for e in errors for m in e.messages))
+        return "; ".join(parts)
+    return " ".join(exc.messages)
+
+
+_LEAD_FIELDS = {f.name: f for f in Lead._meta.concrete_fields}
+
+
+def _plain_text_check(model_field: Any) -> Any:
+    """For a plain CharField (no choices, Django's default validators only): the same checks as
+    Field.clean, with the same messages, as two comparisons instead of a validator chain; the
+    import runs them a million times."""
+    from django.core import validators
+    from django.db.models import CharField
+
+    if type(model_field) is not CharField or model_field.choices:
+        return None
+    kinds = {type(v) for v in model_field.validators}
+    if kinds - {validators.MaxLengthValidator, validators.ProhibitNullCharactersValidator}:
+        return None
+    limit = model_field.max_length
+
+    def check(value: Any) -> str:
+        value = value if isinstance(value, str) else str(value)
+        if limit is not None and len(value) > limit:
+            raise ValidationError(f"Ensure this value has at most {limit} characters (it has {len(value)}).")
+        if "\x00" in value:
+            raise ValidationError("Null characters are not allowed.")
+        return value
+
+    return check
+
+
+_FAST_CHECKS = {name: check for name, f in _LEAD_FIELDS.items() if (check := _plain_text_check(f))}
+_LEAD_DEFAULTS: dict[str, Any] = {}
+
+
+def _new_lead(values: Mapping[str, Any]) -> Lead:
+    """Lead(**values) for plain field values, without Model.__init__'s per-field work (a tenth of
+    the time; an import builds a hundred thousand): the defaults are copied from one blank Lead."""
+    from django.db.models.base import ModelState
+
+    if not _LEAD_DEFAULTS:
+        _LEAD_DEFAULTS.update((k, v) for k, v in Lead().__dict__.items() if k != "_state")
+    lead = Lead.__new__(Lead)
+    lead._state = ModelState()
+    lead.__dict__.update(_LEAD_DEFAULTS)
+    lead.__dict__.update(values)  # import fields have no foreign keys: name == attname
+    lead.score_breakdown, lead.ml_factors = [], []
+    return lead
+
+
+def _clean_import_row(row: ImportRow, now: datetime) -> tuple[Lead | None, str]:
+    """The row as an unsaved Lead, checked with create_lead's rules (field validators, choices and
+    lengths, then Lead.clean: email, country, time zone, lost reason, custom), without a query."""
+    if row.problem:
+        return None, row.problem
+    unknown = sorted(set(row.fields) - IMPORT_FIELDS)
+    if unknown:
+        return None, f"{', '.join(unknown)}: not a field an import may set."
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name, value in row.fields.items():
+        if value is None or value == "":
+            continue
+        try:
+            fast = _FAST_CHECKS.get(name)
+            values[name] = fast(value) if fast is not None else _LEAD_FIELDS[name].clean(value, None)
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    if errors:
+        # As full_clean does: the model's own checks run too, for their clearer messages.
+        try:
+            _new_lead({**values, **{n: row.fields[n] for n in errors}}).clean()
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                errors[name] = [*messages, *(m for m in errors.get(name, []) if m not in messages)]
+        return None, _messages(ValidationError(errors))
+    custom = dict(row.custom or {})
+    if problem := json_problem(custom):
+        return None, f"custom: {problem}"
+    created = values.get("created_at")
+    if created is not None and created > now + timedelta(minutes=5):
+        return None, "created_at: a lead cannot be created in the future."
+    lead = _new_lead(values)
+    lead.custom = custom
+    if row.outcome:
+        if row.outcome not in IMPORT_OUTCOMES:
+            return None, f"outcome: use won or lost, not {row.outcome!r}."
+        when = row.outcome_at
+        if when is None:
+            return None, "outcome_date: say when the lead was won or lost."
+        if when > now + timedelta(minutes=5) or when < EARLIEST_INTERACTION:
+            return None, "outcome_date: the date must be between 1970 and today."
+        lead.status = row.outcome
+        lead.lost_reason = row.lost_reason.strip() if row.outcome == LeadStatus.LOST else ""
+        try:
+            _LEAD_FIELDS["lost_reason"].clean(lead.lost_reason, None)  # length, NUL
+        except ValidationError as exc:
+            return None, "lost_reason: " + " ".join(exc.messages)
+    try:
+        lead.clean()
+    except ValidationError as exc:
+        return None, _messages(exc)
+    return lead, ""
+
+
+def _stamp_outcome(lead: Lead, when: datetime) -> None:
+    """change_status's stamps, at the outcome's own time (a past outcome keeps its date)."""
+    lead.status_changed_at = when
+    lead.closed_at = when
+    if lead.created_at is None or lead.created_at > when:
+        lead.created_at = when  # known before it closed: training describes it as of closed_at
+
+
+def _outcome_note(lead: Lead, previous: str, when: datetime, by: User | None, now: datetime) -> Interaction:
+    return Interaction(
+        lead_id=lead.pk,
+        kind=InteractionKind.NOTE,
+        channel=Channel.OTHER,
+        occurred_at=when,
+        payload={
+            "text": IMPORTED_OUTCOME_NOTE,
+            "status_from": previous,
+            "status_to": lead.status,
+            "lost_reason": lead.lost_reason,
+        },
+        logged_by=by,
+        created_at=now,
+    )
+
+
+def _consent_rows(lead: Lead, old: Mapping[str, bool], note: ConsentNote, now: datetime) -> list[Consent]:
+    """Mirror each consent flag that differs from `old` (a new lead: all False) with a Consent row."""
+    rows = []
+    for flag, purpose in CONSENT_FLAGS.items():
+        granted = bool(getattr(lead, flag))
+        if granted == old.get(flag, False):
+            continue
+        setattr(lead, f"{flag}_at", now if granted else None)
+        rows.append(
+            Consent(
+                lead_id=lead.pk,
+                purpose=purpose,
+                granted=granted,
+                text=note.text,
+                text_version=note.text_version[:50],
+                source=note.source,
+                recorded_by=note.recorded_by,
+                recorded_at=now,
+            )
+        )
+    return rows
+
+
+def import_leads(
+    *,
+    rows: Sequence[ImportRow],
+    on_duplicate: str = "skip",
+    dry_run: bool = False,
+    consent_source: str = ConsentSource.IMPORT,
+    consent_text: str = "",
+    recorded_by: User | None = None,
+    now: datetime | None = None,
+    progress: Any = None,
+) -> ImportResult:
+    """Create or update many leads at once, each row checked with create_lead's rules.
+
+    A row whose email a lead already has is updated (blank cells leave values as they are; custom
+    attributes are merged) or skipped, as `on_duplicate` says; an email seen earlier in the same
+    file is refused. Refused rows are reported with their line and reason, the others written
+    set-based: one email lookup per chunk, bulk inserts and updates, consent rows (recorded from
+    `consent_source`) and outcome notes in bulk. `dry_run` checks and reports without writing.
+    `progress(done)` is called after each chunk. Rescoring is the caller's: it gets `lead_ids`
+    (`scoring.services.rescore_leads`, as after `load_history`).
+    """
+    if on_duplicate not in ("update", "skip"):
+        raise ValidationError({"on_duplicate": "Choose update or skip for emails already in LeadCRM."})
+    if consent_source not in ConsentSource.values:
+        raise ValidationError({"consent_source": CONSENT_SOURCE_MESSAGE})
+    now = now or timezone.now()
+    note = ConsentNote(consent_source, consent_text or "(imported)", "", recorded_by)
+    owners = _import_owners({row.owner.strip().lower() for row in rows if row.owner.strip()})
+    result = ImportResult()
+    first_line: dict[str, int] = {}
+    with transaction.atomic(), _constraints_checked_per_statement():
+        for start in range(0, len(rows), IMPORT_CHUNK):
+            chunk = rows[start : start + IMPORT_CHUNK]
+            _import_chunk(chunk, result, first_line, owners, on_duplicate, dry_run, note, now)
+            if progress is not None:
+                progress(start + len(chunk))
+        _insert_rows(Consent, result.pending_consents)
+        _insert_rows(Interaction, result.pending_notes)
+        result.consents, result.outcomes = len(result.pending_consents), len(result.pending_notes)
+        result.pending_consents, result.pending_notes = [], []
+    return result
+
+
+@contextlib.contextmanager
+def _constraints_checked_per_statement() -> Iterator[None]:
+    """Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: every row's check waits for the
+    commit, and PostgreSQL scans that growing queue after each statement, which includes each
+    INSERT a row trigger makes (the audit trail's, one per consent row): quadratic, 97 s instead
+    of 5 s for 50,000 consent rows. Checked at the end of each statement, the work is linear; the
+    rows are written parents first, so no check fails that would pass at commit."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    try:
+        yield
+    finally:
+        if not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # Django's own default again
+
+
+def _import_owners(names: set[str]) -> dict[str, int]:
+    """username or email (lower case) → user id, in one query."""
+    if not names:
+        return {}
+    found: dict[str, int] = {}
+    match = Q()
+    for name in names:
+        match |= Q(username__iexact=name) | Q(email__iexact=name)
+    users = User.objects.filter(match, is_active=True)
+    for pk, username, email in users.values_list("pk", "username", "email"):
+        found[username.lower()] = pk
+        if email:
+            found.setdefault(email.lower(), pk)
+    return found
+
+
+def _import_chunk(
+    chunk: Sequence[ImportRow],
+    result: ImportResult,
+    first_line: dict[str, int],
+    owners: Mapping[str, int],
+    on_duplicate: str,
+    dry_run: bool,
+    note: ConsentNote,
+    now: datetime,
+) -> None:
+    checked: list[tuple[ImportRow, Lead, RowOutcome]] = []
+    for row in chunk:
+        lead, problem = _clean_import_row(row, now)
+        outcome = RowOutcome(row.line, "refuse", problem)
+        result.rows.append(outcome)
+        if lead is None:
+            continue
+        if row.owner.strip():
+            owner_id = owners.get(row.owner.strip().lower())
+            if owner_id is None:
+                outcome.reason = "owner: no active user with this username or email."
+                continue
+            lead.owner_id = owner_id
+        if lead.email:
+            seen = first_line.get(lead.email)
+            if seen is not None:
+                outcome.reason = (
+                    f"email: the same email is on line {seen} of this file; only that row is imported."
+                )
+                continue
+            first_line[lead.email] = row.line
+        checked.append((row, lead, outcome))
+    emails = [lead.email for _, lead, _ in checked if lead.email]
+    existing: dict[str, Lead] = {}
+    if emails:
+        from django.db.models.functions import Lower
+
+        mapped = {name for row, _, _ in checked for name in row.fields}
+        load = {
+            "id",
+            "email",
+            "status",
+            "custom",
+            "lost_reason",
+            "status_changed_at",
+            "closed_at",
+            "created_at",
+            *CONSENT_FLAGS,
+            *(f"{flag}_at" for flag in CONSENT_FLAGS),
+            *mapped,
+            "owner",
+        }
+        # One query on the lower(email) unique index finds which emails are known; only those
+        # leads are loaded (none, for a first import).
+        known = Lead.objects.alias(email_ci=Lower("email")).filter(email_ci__in=emails)
+        ids = list(known.values_list("pk", flat=True))
+        for lead in Lead.objects.filter(pk__in=ids).only(*load) if ids else ():
+            existing[str(lead.email).lower()] = lead
+    new: list[tuple[ImportRow, Lead, RowOutcome]] = []
+    changed: list[tuple[ImportRow, Lead, RowOutcome, Lead]] = []
+    for row, lead, outcome in checked:
+        current = existing.get(lead.email or "")
+        if current is None:
+            outcome.action, outcome.reason = "create", ""
+            new.append((row, lead, outcome))
+        elif on_duplicate == "skip":
+            outcome.action, outcome.lead_id = "skip", current.pk
+            outcome.reason = "email already in LeadCRM; skipped, as chosen."
+        else:
+            outcome.action, outcome.reason, outcome.lead_id = "update", "", current.pk
+            changed.append((row, lead, outcome, current))
+    if dry_run:
+        return
+    _insert_new(new, result, note, now)
+    _update_existing(changed, result, note, now)
+
+
+def _insert_new(
+    new: Sequence[tuple[ImportRow, Lead, RowOutcome]], result: ImportResult, note: ConsentNote, now: datetime
+) -> None:
+    leads = []
+    for row, lead, _ in new:
+        if not row.fields.get("created_at"):
+            lead.created_at = now
+        lead.updated_at = now
+        if lead.status in IMPORT_OUTCOMES and row.outcome_at is not None:
+            _stamp_outcome(lead, row.outcome_at)
+        for flag in CONSENT_FLAGS:  # recorded below as Consent rows from the import's source
+            setattr(lead, f"{flag}_at", now if getattr(lead, flag) else None)
+        leads.append(lead)
+    _insert_rows(Lead, leads, with_ids=True)
+    consents: list[Consent] = []
+    notes: list[Interaction] = []
+    for row, lead, outcome in new:
+        outcome.lead_id = lead.pk
+        consents.extend(_consent_rows(lead, {}, note, now))
+        if lead.status in IMPORT_OUTCOMES and row.outcome_at is not None:
+            notes.append(_outcome_note(lead, LeadStatus.NEW, row.outcome_at, note.recorded_by, now))
+    result.pending_consents.extend(consents)
+    result.pending_notes.extend(notes)
+
+
+def _insert_rows(model: Any, objs: Sequence[Any], *, with_ids: bool = False) -> None:
+    """Insert model instances set-based: COPY on PostgreSQL (ids drawn from the table's sequence
+    first when `with_ids`, and set on the objects), bulk_create elsewhere. Row and statement
+    triggers (the audit trail) fire for COPY as for INSERT."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs, batch_size=500)  # SQLite returns the ids too
+        return
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if with_ids or not f.primary_key]
+    table = connection.ops.quote_name(meta.db_table)
+    with connection.cursor() as cursor:
+        if with_ids:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, meta.pk.column, len(objs)],
+            )
+            for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
+                obj.pk = pk
+        names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        json_at = [i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"]
+        attnames = [f.attname for f in fields]
+        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for obj in objs:
+                values = [getattr(obj, name) for name in attnames]
+                for i in json_at:  # JSON as text: COPY parses it into jsonb (no custom encoders here)
+                    value = values[i]
+                    values[i] = "{}" if value == {} else "[]" if value == [] else json.dumps(value)
+                copy.write_row(values)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = "default"
+
+
+def _update_existing(
+    changed: Sequence[tuple[ImportRow, Lead, RowOutcome, Lead]],
+    result: ImportResult,
+    note: ConsentNote,
+    now: datetime,
+) -> None:
+    if not changed:
+        return
+    fields: set[str] = {"updated_at"}
+    consents: list[Consent] = []
+    notes: list[Interaction] = []
+    targets = []
+    for row, lead, _, current in changed:
+        old_flags = {flag: bool(getattr(current, flag)) for flag in CONSENT_FLAGS}
+        for name in row.fields:
+            if name in ("email", "created_at") or name not in lead.__dict__ or row.fields[name] in (None, ""):
+                continue  # blank cells leave the stored value; the email is the key
+            setattr(current, name, getattr(lead, name))
+            fields.add(name)
+        if row.custom:
+            current.custom = {**(current.custom or {}), **lead.custom}  # new columns join the old
+            fields.add("custom")
+        if row.owner.strip():
+            current.owner_id = lead.owner_id
+            fields.add("owner")
+        flag_rows = _consent_rows(current, old_flags, note, now)
+        if flag_rows:
+            fields.update(f"{flag}_at" for flag in CONSENT_FLAGS)
+        consents.extend(flag_rows)
+        if lead.status in IMPORT_OUTCOMES and row.outcome_at is not None and current.status != lead.status:
+            previous = current.status
+            current.status, current.lost_reason = lead.status, lead.lost_reason
+            current.status_changed_at = current.closed_at = row.outcome_at
+            fields.update(("status", "lost_reason", "status_changed_at", "closed_at"))
+            notes.append(_outcome_note(current, previous, row.outcome_at, note.recorded_by, now))
+        current.updated_at = now
+        targets.append(current)
+    Lead.objects.bulk_update(targets, sorted(fields), batch_size=500)
+    result.pending_consents.extend(consents)
+    result.pending_notes.extend(notes)
+
+
+# --- Bulk events (tracking: the batch events API and the website snippet) ---------------------
+# Set-based: one read of the leads, one INSERT … ON CONFLICT DO NOTHING RETURNING for up to
+# MAX_BULK_EVENTS rows, one UPDATE of the leads' last activity, then one rescore request per
+# touched lead (scoring.services offers only the per-lead request: 1–2 small UPDATEs each).
+
+MAX_BULK_EVENTS = 1000
+_KIND_VALUES = frozenset(InteractionKind.values)
+MAX_EVENT_ID_CHARS = 100
+ERASED_EVENT_MESSAGE = "This person's data was erased; no events are recorded for them."
+
+
+@dataclass(frozen=True)
+class BulkEvent:
+    """One event for record_interactions_bulk (kind as an InteractionKind value)."""
+
+    lead_id: int
+    kind: int
+    occurred_at: datetime
+    client_event_id: str
+    payload: Mapping[str, Any]
+    channel: str = ""
+
+
+@dataclass
+class BulkResult:
+    """What happened to each event, by its index in the call: stored, duplicate or refused (why)."""
+
+    stored: list[int]
+    duplicates: list[int]
+    refused: dict[int, str]
+
+
+def _clean_text(text: str) -> bool:
+    return "\x00" not in text and (text.isascii() or not any("\ud800" <= c <= "\udfff" for c in text))
+
+
+def _flat_and_clean(payload: dict) -> bool:
+    """True for the common payload json_problem would pass: one level of text, numbers, booleans
+    and nulls (a fast path for 1,000 events a call; anything else takes json_problem)."""
+    for key, value in payload.items():
+        if not (isinstance(key, str) and _clean_text(key)):
+            return False
+        if isinstance(value, str):
+            if not _clean_text(value):
+                return False
+        elif isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                return False
+        elif not (value is None or isinstance(value, int)):
+            return False
+    return True
+
+
+def bulk_event_problem(
+    *, kind: int, occurred_at: datetime, client_event_id: str, payload: Any, now: datetime
+) -> str | None:
+    """Why record_interactions_bulk would refuse this event (None: it would not), in a sentence."""
+    from leadcrm.models import EARLIEST_INTERACTION, json_problem  # this section's own imports
+
+    if kind not in _KIND_VALUES:
+        return f"Unknown interaction kind {kind!r}."
+    if not isinstance(client_event_id, str) or not 0 < len(client_event_id) <= MAX_EVENT_ID_CHARS:
+        return f"event_id must be text of 1 to {MAX_EVENT_ID_CHARS} characters."
+    if has_nul(client_event_id):
+        return NUL_MESSAGE
+    if occurred_at.tzinfo is None:
+        return "occurred_at needs a time zone, e.g. 2026-05-01T09:30:00Z."
+    if occurred_at < EARLIEST_INTERACTION:
+        return "An interaction cannot be dated before 1970."
+    if occurred_at > now + timedelta(minutes=5):
+        return "An interaction cannot happen in the future."
+    if not isinstance(payload, dict):
+        return 'payload must be an object, e.g. {"url": "/pricing"}.'
+    if not _flat_and_clean(payload) and (problem := json_problem(payload)):
+        return problem
+    amount = payload.get("amount")
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0):
+        return "amount must be a number ≥ 0."
+    return None
+
+
+def record_interactions_bulk(*, events: Sequence[BulkEvent], now: datetime | None = None) -> BulkResult:
+    """Store many events at once, each at most once per (lead, client_event_id); never drops one
+    silently: every index comes back stored, duplicate or refused with the reason. Email opens
+    and clicks are refused without marketing consent (as in record_interaction)."""
+    if len(events) > MAX_BULK_EVENTS:
+        raise ValidationError({"events": f"At most {MAX_BULK_EVENTS} events per call."})
+    now = now or timezone.now()
+    result = BulkResult(stored=[], duplicates=[], refused={})
+    lead_ids = {e.lead_id for e in events}
+    leads = {
+        pk: (consent, erased)
+        for pk, consent, erased in Lead.objects.filter(pk__in=lead_ids).values_list(
+            "pk", "marketing_consent", "erased_at"
+        )
+    }
+    first_of: dict[tuple[int, str], int] = {}
+    todo: list[int] = []
+    for i, event in enumerate(events):
+        problem = bulk_event_problem(
+            kind=event.kind,
+            occurred_at=event.occurred_at,
+            client_event_id=event.client_event_id,
+            payload=event.payload,
+            now=now,
+        )
+        lead = leads.get(event.lead_id)
+        if problem is None and lead is None:
+            problem = f"Lead {event.lead_id} does not exist."
+        elif problem is None and lead is not None and lead[1] is not None:
+            problem = ERASED_EVENT_MESSAGE
+        elif problem is None and lead is not None and event.kind in TRACKING_KINDS and not lead[0]:
+            problem = NO_TRACKING_MESSAGE
+        if problem is not None:
+            result.refused[i] = problem
+            continue
+        key = (event.lead_id, event.client_event_id)
+        if key in first_of:
+            result.duplicates.append(i)  # the same event twice in one call
+            continue
+        first_of[key] = i
+        todo.append(i)
+    if not todo:
+        return result
+    sql, params = _insert_events_sql([events[i] for i in todo], now)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            inserted = {(int(lead_id), cid) for lead_id, cid in cursor.fetchall()}
+        latest: dict[int, datetime] = {}
+        for i in todo:
+            e = events[i]
+            if (e.lead_id, e.client_event_id) in inserted:
+                result.stored.append(i)
+                if e.lead_id not in latest or e.occurred_at > latest[e.lead_id]:
+                    latest[e.lead_id] = e.occurred_at
+            else:
+                result.duplicates.append(i)  # stored by an earlier call (a retried batch)
+        if latest:
+            # Row locks in id order first: concurrent batches over the same leads queue here
+            # instead of deadlocking in the UPDATE … FROM below (its join order is the planner's).
+            list(
+                Lead.objects.filter(pk__in=latest)
+                .order_by("pk")
+                .select_for_update(no_key=True)
+                .values_list("pk", flat=True)
+            )
+            _bump_last_activity(latest)
+            request_rescore(sorted(latest))  # set-based: two statements for the whole batch
+    result.duplicates.sort()
+    return result
+
+
+def _insert_events_sql(events: Sequence[BulkEvent], now: datetime) -> tuple[str, list[Any]]:
+    import json  # this section's own import
+
+    table = Interaction._meta.db_table
+    columns = "lead_id, kind, channel, occurred_at, payload, created_at, client_event_id"
+    tail = "ON CONFLICT DO NOTHING RETURNING lead_id, client_event_id"
+    channels = [e.channel or DEFAULT_CHANNEL[int(e.kind)] for e in events]
+    payloads = [json.dumps(e.payload) for e in events]
+    if connection.vendor == "postgresql":
+        # Seven array parameters, not 7,000 placeholders: the driver's query parsing stays small.
+        sql = (
+            f"INSERT INTO {table} ({columns}) SELECT l, k, c, o, p::jsonb, %s, e FROM unnest("
+            "%s::bigint[], %s::smallint[], %s::text[], %s::timestamptz[], %s::text[], %s::text[]"
+            f") AS u(l, k, c, o, p, e) {tail}"
+        )
+        return sql, [
+            now,
+            [e.lead_id for e in events],
+            [int(e.kind) for e in events],
+            channels,
+            [e.occurred_at for e in events],
+            payloads,
+            [e.client_event_id for e in events],
+        ]
+    adapt = connection.ops.adapt_datetimefield_value
+    created = adapt(now)
+    params: list[Any] = []
+    for e, channel, payload in zip(events, channels, payloads, strict=True):
+        params += [e.lead_id, int(e.kind), channel, adapt(e.occurred_at), payload, created, e.client_event_id]
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(events))
+    return f"INSERT INTO {table} ({columns}) VALUES {rows} {tail}", params
+
+
+def _bump_last_activity(latest: Mapping[int, datetime]) -> None:
+    # One UPDATE … FROM (VALUES …): the VALUES columns are column1, column2 in both databases.
+    table = Lead._meta.db_table
+    if connection.vendor == "postgresql":
+        row, newest = "(%s::bigint, %s::timestamptz)", "GREATEST"
+    else:
+        row, newest = "(%s, %s)", "MAX"
+    adapt = connection.ops.adapt_datetimefield_value
+    params: list[Any] = []
+    for lead_id, at in sorted(latest.items()):
+        params += [lead_id, adapt(at)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_activity_at = {newest}(COALESCE({table}.last_activity_at, v.column2), "
+            f"v.column2) FROM (VALUES {', '.join([row] * len(latest))}) AS v WHERE {table}.id = v.column1",
+            params,
+        )
+
+
+def add_time_on_page(*, lead_id: int, client_event_id: str, seconds: int) -> bool:
+    """Note the time spent on a page view already on the timeline (False: no such page view)."""
+    view = Interaction.objects.filter(
+        lead_id=lead_id, client_event_id=client_event_id, kind=InteractionKind.PAGE_VIEW
+    ).first()
+    if view is None:
+        return False
+    payload = {**(view.payload or {}), "seconds": int(seconds)}
+    Interaction.objects.filter(pk=view.pk).update(payload=payload)
+    return True

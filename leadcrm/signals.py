@@ -1,8 +1,19 @@
-"""Signals the CRM core sends for apps above it (the core imports none of them).
+"""Signals the CRM core (and scoring, chat) send for apps above them (the core imports none of them).
 
 `lead_accessed`: a person's record was opened (the lead page or panel, the API's retrieve).
 Arguments: `actor` (the user), `lead_id`, `action` ("viewed") and, when there is one, `request`.
 The audit app records it.
+
+The lifecycle signals below are sent inside the transaction that made the change, so a receiver
+that stores something (the webhooks app stores one delivery row per subscribed URL) commits or
+rolls back with the change itself. Receivers must be quick and set-based: no network calls.
+
+`lead_created`: `lead` (the stored Lead).
+`lead_status_changed`: `lead` (after the change), `status_from`, `status_to`.
+`grades_changed`: `changes`, a list of (lead_id, old_grade, new_grade) for every lead of a score
+    write whose grade changed (scoring.store, one list per write, however many leads).
+`chat_handed_off`: `lead_id` (may be None), `conversation_id`, `site_id` — the first hand-off of a
+    chat to a person.
 """
 
 from __future__ import annotations
@@ -10,3 +21,7 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 lead_accessed = Signal()
+lead_created = Signal()
+lead_status_changed = Signal()
+grades_changed = Signal()
+chat_handed_off = Signal()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -48,8 +48,15 @@ SWEEP_AFTER_S = 5.0  # a rescore request older than this had its task lost (brok
 SWEEP_LIMIT = 50_000
 
 
-def request_rescore(lead_id: int) -> None:
-    """Note that a lead's data changed, and queue one rescore after commit."""
+def request_rescore(lead_id: int | Iterable[int]) -> None:
+    """Note that a lead's data changed, and queue one rescore after commit.
+
+    Given many ids (a batch of events, an import), it marks them all in two statements and
+    queues a task only for the leads that had no rescore pending."""
+    if not isinstance(lead_id, int):
+        for fresh_id in store.mark_rescores_requested(list(lead_id), now=timezone.now()):
+            enqueue_on_commit(RESCORE_LEAD_TASK, fresh_id)
+        return
     if store.mark_rescore_requested(lead_id, now=timezone.now()):
         # First change since the last score: one task. If Redis is down the commit still
         # stands (robust) and the sweep catches up from the database.

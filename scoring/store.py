@@ -24,6 +24,7 @@ import numpy as np
 from django.db import connection, transaction
 
 from leadcrm.models import SCORE_FIELDS, Lead
+from leadcrm.signals import grades_changed
 from scoring import engine
 from scoring.models import ScoreSnapshot
 
@@ -151,7 +152,7 @@ def _apply_stage_sql(source: str, *, touch: bool, only_scored_before: bool) -> s
             FROM {source} JOIN {LEAD_TABLE} AS old ON old.id = s.id
             WHERE l.id = s.id AND {where}
             RETURNING l.id, s.rule_score, s.fit_score, s.engagement_score, s.grade, s.ml_probability,
-                      s.priority, {score_changed} AS score_changed
+                      s.priority, {score_changed} AS score_changed, old.grade AS old_grade
         ), snapshots AS (
             INSERT INTO {SNAPSHOT_TABLE}
                 (lead_id, taken_at, rule_score, fit_score, engagement_score, grade, ml_probability, priority)
@@ -159,7 +160,9 @@ def _apply_stage_sql(source: str, *, touch: bool, only_scored_before: bool) -> s
             FROM updated WHERE score_changed
             RETURNING 1
         )
-        SELECT (SELECT count(*) FROM snapshots)
+        SELECT (SELECT count(*) FROM snapshots),
+               (SELECT coalesce(json_agg(json_build_array(id, old_grade, grade)), '[]'::json)
+                  FROM updated WHERE old_grade IS DISTINCT FROM grade)
     """
 
 
@@ -190,14 +193,25 @@ def _write_values(rows: ScoreRows, *, now: datetime, touch: bool) -> int:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         cursor.nextset()  # the first result is the SET's
-        return int(cursor.fetchone()[0])
+        changed, grades = cursor.fetchone()
+    _grades_moved(grades)
+    return int(changed)
 
 
 def _apply_stage(table: str, *, now: datetime, touch: bool, since: datetime | None = None) -> int:
     sql = _apply_stage_sql(f"{table} AS s", touch=touch, only_scored_before=since is not None)
     with connection.cursor() as cursor:
         cursor.execute(sql, {"now": now, "since": since})
-        return int(cursor.fetchone()[0])
+        changed, grades = cursor.fetchone()
+    _grades_moved(grades)
+    return int(changed)
+
+
+def _grades_moved(changes: list[Any]) -> None:
+    """Tell apps above (webhooks: grade changed, became hot) which grades this write moved: one
+    signal per write with every (lead id, old grade, new grade), found by the write itself."""
+    if changes:
+        grades_changed.send(sender=Lead, changes=[(int(i), old or "", new or "") for i, old, new in changes])
 
 
 def _write(rows: ScoreRows, *, now: datetime, touch: bool) -> int:
@@ -234,6 +248,7 @@ def _write_generic(
             current[row[0]] = row[1:]
     updates: list[tuple[Any, ...]] = []
     snapshots: list[ScoreSnapshot] = []
+    grades: list[tuple[int, str, str]] = []
     for lead_id, rule, fit, eng, grade, breakdown, prob, factors, priority in tuples:
         old = current.get(lead_id)
         if old is None:
@@ -245,6 +260,8 @@ def _write_generic(
         if not (touch or changed):
             continue
         updates.append((rule, fit, eng, grade, breakdown, prob, factors, priority, now, lead_id))
+        if old[3] != grade:
+            grades.append((lead_id, old[3], grade))
         if score_changed:
             snapshots.append(
                 ScoreSnapshot(
@@ -269,6 +286,7 @@ def _write_generic(
                 updates,
             )
     ScoreSnapshot.objects.bulk_create(snapshots, batch_size=1000)
+    _grades_moved(grades)
     return len(snapshots)
 
 
@@ -344,6 +362,33 @@ def mark_rescore_requested(lead_id: int, *, now: datetime) -> bool:
         return True
     leads.update(rescore_requested_at=now)  # a task is queued; tell it to look again
     return False
+
+
+def mark_rescores_requested(lead_ids: Sequence[int], *, now: datetime) -> list[int]:
+    """`mark_rescore_requested` for many leads in two statements; returns the newly marked ids
+    (the ones with no rescore pending, which need a task)."""
+    ids = sorted({int(i) for i in lead_ids})
+    if not ids:
+        return []
+    table = connection.ops.quote_name(Lead._meta.db_table)
+    column = connection.ops.quote_name(Lead._meta.get_field("rescore_requested_at").column)
+    pk = connection.ops.quote_name(Lead._meta.pk.column)
+    fresh: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start : start + 5000]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"UPDATE {table} SET {column} = %s WHERE {pk} IN ({marks}) AND {column} IS NULL RETURNING {pk}",
+                [now, *chunk],
+            )
+            new = {row[0] for row in cursor.fetchall()}
+            fresh.extend(new)
+            pending = [i for i in chunk if i not in new]
+            if pending:  # a task is queued for these; tell it to look again
+                marks = ", ".join(["%s"] * len(pending))
+                cursor.execute(f"UPDATE {table} SET {column} = %s WHERE {pk} IN ({marks})", [now, *pending])
+    return sorted(fresh)
 
 
 def clear_rescore_request(lead_id: int, *, requested_at: datetime) -> bool:

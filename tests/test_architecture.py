@@ -17,9 +17,32 @@ import pytest
 from leadcrm.models import SCORE_FIELDS as LEAD_SCORE_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT_APPS = ("leadcrm", "scoring", "chatbot", "accounts", "audit", "privacy")
+PRODUCT_APPS = (
+    "leadcrm",
+    "scoring",
+    "chatbot",
+    "accounts",
+    "audit",
+    "privacy",
+    "dataio",
+    "tracking",
+    "outreach",
+    "webhooks",
+)
 # Lower layers never import higher ones (docs/architecture.md); demo and bench sit on top of all.
-LAYERS = ("config", "leadcrm", "scoring", "chatbot", "accounts", "audit", "privacy")
+LAYERS = (
+    "config",
+    "leadcrm",
+    "scoring",
+    "chatbot",
+    "accounts",
+    "audit",
+    "privacy",
+    "dataio",
+    "tracking",
+    "outreach",
+    "webhooks",
+)
 ON_TOP = ("demo", "bench")
 PACKAGES = ("config", *PRODUCT_APPS, *ON_TOP)
 # The CRM core's one call into another app.

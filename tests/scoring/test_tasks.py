@@ -173,3 +173,33 @@ def test_refresh_decay_task_moves_windowed_points(django_capture_on_commit_callb
 
     services.refresh_decay(now=timezone.now() + timedelta(days=1))  # a day later the view left the window
     assert Lead.objects.get(pk=lead.pk).rule_score == 0
+
+
+def test_request_rescore_for_many_leads_marks_all_and_queues_only_the_new(monkeypatch) -> None:
+    """The set-based path (batches of events, imports): two statements, one task per lead that
+    had no rescore pending; a lead already waiting is only told to look again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scoring import services as scoring_services
+    from tests.factories import make_lead
+
+    queued: list[int] = []
+    monkeypatch.setattr(scoring_services, "enqueue_on_commit", lambda name, lead_id: queued.append(lead_id))
+    waiting, fresh_a, fresh_b = make_lead(), make_lead(), make_lead()
+    earlier = timezone.now() - timedelta(minutes=5)
+    Lead.objects.filter(pk__in=[waiting.pk, fresh_a.pk, fresh_b.pk]).update(rescore_requested_at=None)
+    Lead.objects.filter(pk=waiting.pk).update(rescore_requested_at=earlier)
+
+    scoring_services.request_rescore([fresh_b.pk, waiting.pk, fresh_a.pk, fresh_a.pk])
+
+    assert sorted(queued) == sorted([fresh_a.pk, fresh_b.pk])
+    marks = dict(
+        Lead.objects.filter(pk__in=[waiting.pk, fresh_a.pk, fresh_b.pk]).values_list(
+            "pk", "rescore_requested_at"
+        )
+    )
+    assert all(mark is not None for mark in marks.values())
+    assert marks[waiting.pk] > earlier  # the queued task will look again
+    scoring_services.request_rescore([])  # nothing to do, no query error

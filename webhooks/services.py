@@ -1,0 +1,406 @@
+"""Outgoing webhooks: register URLs, store events as deliveries, deliver them signed, retry, replay.
+
+The promises:
+- **Nothing is lost.** `emit` writes one Delivery row per subscribed webhook inside the caller's
+  transaction (the change and its event commit together), and only then, after commit, nudges the
+  delivery task. A broker that is down loses the nudge, not the event: the sweep (beat,
+  `webhooks-sweep`) re-queues every due delivery from the database.
+- **Nobody waits for a receiver.** Deliveries run in a Celery worker; in the embedded shape (eager
+  Celery: the demo, unit tests) they run on a background thread after commit, never in the request.
+- **No SSRF.** URLs are checked at registration and at every attempt, and the connection goes to
+  the address that was checked (webhooks.guard, webhooks.client).
+- **At most one attempt at a time.** An attempt claims its row by moving `next_attempt_at` forward
+  in one conditional UPDATE; a duplicate nudge finds nothing due and returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections, connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from config.on_commit import enqueue_now, enqueue_on_commit, task_named
+from leadcrm.models import FollowUp, Lead, LeadStatus
+from webhooks import client, guard
+from webhooks.models import TEST_EVENT, Delivery, DeliveryStatus, Event, Watermark, Webhook, new_secret
+from webhooks.signing import SIGNATURE_HEADER, sign
+
+logger = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 120  # an attempt holds its row this long (well over the 10 s total timeout)
+SWEEP_BATCH = 500
+OVERDUE_MARK = "follow_up_overdue"
+ERROR_MAX = 300
+
+
+# --- Registration ---------------------------------------------------------------------------------
+
+
+def _clean(*, name: str, url: str, events: Iterable[str]) -> tuple[str, str, list[str]]:
+    errors: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "Give the webhook a name, e.g. the system it feeds."
+    url = (url or "").strip()
+    try:
+        guard.check_url(url)
+    except guard.UnsafeUrl as exc:
+        errors["url"] = str(exc)
+    chosen = sorted({str(e) for e in events})
+    unknown = [e for e in chosen if e not in Event.values]
+    if unknown:
+        errors["events"] = f"Unknown event {unknown[0]!r}. Use: {', '.join(Event.values)}."
+    elif not chosen:
+        errors["events"] = "Choose at least one event."
+    if errors:
+        raise ValidationError(errors)
+    return name, url, chosen
+
+
+def create_webhook(
+    *, name: str, url: str, events: Iterable[str], by: User | None, active: bool = True
+) -> Webhook:
+    """Register a URL (checked by the SSRF guard now and at every delivery) with a new secret."""
+    name, url, chosen = _clean(name=name, url=url, events=events)
+    return Webhook.objects.create(name=name, url=url, events=chosen, active=active, created_by=by)
+
+
+def update_webhook(
+    *, webhook: Webhook, name: str, url: str, events: Iterable[str], active: bool, rotate_secret: bool = False
+) -> Webhook:
+    """Change a webhook (the URL is checked again); optionally issue a new secret."""
+    webhook.name, webhook.url, webhook.events = _clean(name=name, url=url, events=events)
+    webhook.active = active
+    if rotate_secret:
+        webhook.secret = new_secret()
+    webhook.save()
+    return webhook
+
+
+# --- Events ---------------------------------------------------------------------------------------
+
+
+def lead_url(lead_id: int) -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("leadcrm:lead", args=[lead_id])
+
+
+def lead_summary(lead: Lead) -> dict[str, Any]:
+    """What an event says about a lead: ids and pipeline facts, no contact details (fetch those
+    through the API with a token if the receiving system needs them)."""
+    return {
+        "id": lead.pk,
+        "status": lead.status,
+        "grade": lead.grade,
+        "source": lead.source,
+        "owner_id": lead.owner_id,
+        "url": lead_url(lead.pk),
+    }
+
+
+def subscribers(event: str) -> list[int]:
+    """Active webhooks subscribed to `event` (one query on a table of a handful of rows)."""
+    return [
+        pk
+        for pk, events in Webhook.objects.filter(active=True).values_list("pk", "events")
+        if event in events
+    ]
+
+
+def emit(
+    event: str,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    dedupe_keys: Sequence[str] | None = None,
+    webhook_ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Store one delivery per (subscribed webhook, item) in the caller's transaction; queue after
+    commit. Set-based: one read of the subscriptions, one bulk INSERT. Returns rows written."""
+    hooks = list(webhook_ids) if webhook_ids is not None else subscribers(event)
+    if not hooks or not items:
+        return 0
+    now = now or timezone.now()
+    keys = list(dedupe_keys) if dedupe_keys is not None else [""] * len(items)
+    rows = [
+        Delivery(
+            webhook_id=hook,
+            event=event,
+            dedupe_key=key,
+            payload={"event": event, "occurred_at": now.isoformat(), "data": dict(item)},
+            created_at=now,
+            next_attempt_at=now,
+        )
+        for hook in hooks
+        for key, item in zip(keys, items, strict=True)
+    ]
+    Delivery.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=dedupe_keys is not None)
+    queue_due()
+    return len(rows)
+
+
+def queue_due() -> None:
+    """After commit, deliver what is due: a task on a worker, or a background thread when Celery
+    runs eagerly (the demo, unit tests), so the request that emitted the event never waits."""
+    if current_app.conf.task_always_eager:
+        transaction.on_commit(_deliver_in_background, robust=True)
+    else:
+        enqueue_on_commit("webhooks.tasks.deliver_due")
+
+
+def _deliver_in_background() -> None:
+    thread = threading.Thread(target=_background_run, name="webhook-delivery", daemon=True)
+    thread.start()
+
+
+def _background_run() -> None:
+    try:
+        deliver_due()
+    except Exception:  # a thread has no caller to report to: log, the sweep retries
+        logger.exception("Webhook deliveries failed on the background thread")
+    finally:
+        close_old_connections()
+        connection.close()
+
+
+def due_ids(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -> list[int]:
+    now = now or timezone.now()
+    return list(
+        Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def deliver_due(*, now: datetime | None = None) -> int:
+    """Attempt every due delivery here and now (the embedded shape's background thread)."""
+    done = 0
+    for pk in due_ids(now=now):
+        if attempt(pk) is not None:
+            done += 1
+    return done
+
+
+# --- Delivery -------------------------------------------------------------------------------------
+
+
+def body_of(delivery: Delivery) -> bytes:
+    envelope = {"id": str(delivery.event_id), **delivery.payload}
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+
+
+def backoff_seconds(attempts: int) -> int:
+    """Wait before the next try after `attempts` failures: base × 2^(attempts-1), capped."""
+    base = int(settings.WEBHOOKS_RETRY_BASE_SECONDS)
+    return int(min(base * 2 ** max(attempts - 1, 0), settings.WEBHOOKS_RETRY_MAX_SECONDS))
+
+
+def attempt(delivery_id: int, *, now: datetime | None = None) -> Delivery | None:
+    """Try one due delivery once; None when it is not due (another attempt has it, or it is done).
+
+    Success is any 2xx. A failure schedules the next try after `backoff_seconds`, up to
+    WEBHOOKS_MAX_ATTEMPTS; then the delivery is "failed" (shown on the page, replayable). A URL
+    the guard refuses fails at once: retrying will not make it public.
+    """
+    now = now or timezone.now()
+    claimed = Delivery.objects.filter(
+        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+    ).update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS), last_attempt_at=now)
+    if not claimed:
+        return None
+    delivery = Delivery.objects.select_related("webhook").get(pk=delivery_id)
+    webhook = delivery.webhook
+    delivery.attempts += 1
+    final = False
+    if not webhook.active:
+        answer = client.Answer(None, "The webhook was disabled before this delivery.", 0)
+        final = True
+    else:
+        try:
+            target = guard.check_url(webhook.url)
+        except guard.UnsafeUrl as exc:
+            answer = client.Answer(None, f"Refused: {exc}", 0)
+            final = True
+        else:
+            body = body_of(delivery)
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "LeadCRM-Webhooks/1",
+                "X-LeadCRM-Event": delivery.event,
+                "X-LeadCRM-Delivery": str(delivery.event_id),
+                SIGNATURE_HEADER: sign(webhook.secret, body, int(now.timestamp())),
+            }
+            try:
+                answer = client.post(target, body, headers)
+            except Exception as exc:  # anything unforeseen is a failed attempt, retried like the rest
+                logger.exception("Webhook delivery %s failed unexpectedly", delivery.pk)
+                answer = client.Answer(None, f"Request failed ({type(exc).__name__}).", 0)
+    delivery.response_code = answer.status
+    delivery.duration_ms = answer.duration_ms
+    delivery.error = answer.error[:ERROR_MAX]
+    retry_in: int | None = None
+    if not answer.error:
+        delivery.status = DeliveryStatus.SUCCEEDED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+    elif final or delivery.attempts >= settings.WEBHOOKS_MAX_ATTEMPTS:
+        delivery.status = DeliveryStatus.FAILED
+        delivery.next_attempt_at = None
+    else:
+        retry_in = backoff_seconds(delivery.attempts)
+        delivery.next_attempt_at = now + timedelta(seconds=retry_in)
+    delivery.save(
+        update_fields=[
+            "status",
+            "attempts",
+            "response_code",
+            "duration_ms",
+            "error",
+            "delivered_at",
+            "next_attempt_at",
+        ]
+    )
+    if retry_in is not None and not current_app.conf.task_always_eager:
+        # Celery waits out the backoff; if this message is lost the sweep finds the row when due.
+        enqueue_now_later(delivery.pk, retry_in)
+    return delivery
+
+
+def enqueue_now_later(delivery_id: int, countdown: int) -> None:
+    try:  # by name: the tasks module imports this one
+        task_named("webhooks.tasks.deliver").apply_async((delivery_id,), countdown=countdown)
+    except Exception as exc:  # broker away: the sweep picks the row up when it is due
+        logger.warning("Could not schedule the webhook retry (%s); the sweep will", type(exc).__name__)
+
+
+def sweep(*, now: datetime | None = None) -> int:
+    """Re-queue due deliveries whose nudge was lost (beat, every WEBHOOKS_SWEEP_SECONDS)."""
+    ids = due_ids(now=now)
+    sent = 0
+    for pk in ids:
+        if not enqueue_now("webhooks.tasks.deliver", pk):
+            break  # broker away: the next sweep tries again
+        sent += 1
+    return sent
+
+
+def replay(*, delivery: Delivery, now: datetime | None = None) -> Delivery:
+    """Send a delivery again as a new row (same event id, so receivers can dedupe), now."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        copy = Delivery.objects.create(
+            webhook_id=delivery.webhook_id,
+            event=delivery.event,
+            event_id=delivery.event_id,
+            payload=delivery.payload,
+            created_at=now,
+            next_attempt_at=now,
+            replay_of=delivery,
+        )
+        queue_due()
+    return copy
+
+
+def send_test(*, webhook: Webhook, by: User | None = None) -> Delivery:
+    """A webhook.test event to this webhook only, whatever it subscribes to."""
+    now = timezone.now()
+    data = {"webhook": {"id": webhook.pk, "name": webhook.name}, "sent_by": by.get_username() if by else None}
+    with transaction.atomic():
+        emit(TEST_EVENT, [data], webhook_ids=[webhook.pk], now=now)
+    return Delivery.objects.filter(webhook=webhook, event=TEST_EVENT).order_by("-pk").first()  # type: ignore[return-value]
+
+
+# --- What the CRM's signals become ------------------------------------------------------------------
+
+
+def on_lead_created(*, lead: Lead) -> None:
+    emit(Event.LEAD_CREATED, [{"lead": lead_summary(lead)}])
+
+
+def on_status_changed(*, lead: Lead, status_from: str, status_to: str) -> None:
+    if status_from == status_to:
+        return
+    item = {"lead": lead_summary(lead), "status_from": status_from, "status_to": status_to}
+    emit(Event.STATUS_CHANGED, [item])
+    if status_to == LeadStatus.WON:
+        emit(Event.LEAD_WON, [item])
+    elif status_to == LeadStatus.LOST:
+        emit(Event.LEAD_LOST, [{**item, "lost_reason": lead.lost_reason}])
+
+
+def on_grades_changed(*, changes: Sequence[tuple[int, str, str]]) -> None:
+    """Set-based: every changed grade of one score write, in one INSERT per event."""
+    hot = set(settings.WEBHOOKS_HOT_GRADES)
+    moved = [(pk, old or "", new or "") for pk, old, new in changes if (old or "") != (new or "")]
+    if not moved:
+        return
+    emit(
+        Event.GRADE_CHANGED,
+        [
+            {"lead": {"id": pk, "url": lead_url(pk)}, "grade_from": old, "grade_to": new}
+            for pk, old, new in moved
+        ],
+    )
+    emit(
+        Event.BECAME_HOT,
+        [
+            {"lead": {"id": pk, "url": lead_url(pk)}, "grade_from": old, "grade_to": new}
+            for pk, old, new in moved
+            if new in hot and old not in hot
+        ],
+    )
+
+
+def on_chat_handed_off(*, lead_id: int | None, conversation_id: int, site_id: int) -> None:
+    lead = {"id": lead_id, "url": lead_url(lead_id)} if lead_id else None
+    emit(Event.CHAT_HANDED_OFF, [{"lead": lead, "conversation_id": conversation_id, "site_id": site_id}])
+
+
+def emit_overdue_follow_ups(*, now: datetime | None = None) -> int:
+    """Follow-ups that became overdue since the last scan, each emitted once (beat, every minute).
+
+    One range query over (last scan, now]; the delivery's dedupe key makes a second emission of the
+    same follow-up a no-op even if two scans overlap. The first scan looks back one hour."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        mark, created = Watermark.objects.select_for_update().get_or_create(
+            name=OVERDUE_MARK, defaults={"value": now - timedelta(hours=1)}
+        )
+        since = mark.value
+        if since >= now:
+            return 0
+        rows = list(
+            FollowUp.objects.filter(done_at__isnull=True, due_at__gt=since, due_at__lte=now)
+            .order_by("due_at")
+            .values("pk", "lead_id", "due_at", "assigned_to_id")
+        )
+        written = 0
+        if rows:
+            written = emit(
+                Event.FOLLOW_UP_OVERDUE,
+                [
+                    {
+                        "follow_up": {
+                            "id": r["pk"],
+                            "due_at": r["due_at"].isoformat(),
+                            "assigned_to_id": r["assigned_to_id"],
+                        },
+                        "lead": {"id": r["lead_id"], "url": lead_url(r["lead_id"])},
+                    }
+                    for r in rows
+                ],
+                dedupe_keys=[f"follow_up.overdue:{r['pk']}" for r in rows],
+                now=now,
+            )
+        Watermark.objects.filter(pk=mark.pk).update(value=now)
+    return written
