@@ -52,7 +52,7 @@ def _empty_row(*, filtered: bool, queue_url: str) -> SafeString:
     text = (
         f'No leads match these filters. <a href="{escape(queue_url)}">Show the whole queue</a>'
         if filtered
-        else "No leads yet. New leads appear here as they arrive; a manager can import some in the admin."
+        else "No leads yet. New leads appear here as they arrive; a manager can import a spreadsheet under Manage → Import."
     )
     return mark_safe(f'<tr><td colspan="6" class="empty">{text}</td></tr>')  # the URL is escaped
 
