@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from leadcrm.http import request_user
 from leadcrm.models import InteractionKind
 from scoring import services
-from scoring.models import GradeBand, RecomputeRun, Rule, RuleChange
+from scoring.models import RULE_EDITABLE_FIELDS, GradeBand, RecomputeRun, Rule, RuleChange
 from scoring.selectors import latest_run
 
 
@@ -30,23 +30,7 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = Rule
-        fields = [
-            "name",
-            "category",
-            "points",
-            "reason",
-            "active",
-            "field",
-            "operator",
-            "value",
-            "kinds",
-            "pattern",
-            "window_days",
-            "threshold",
-            "cap",
-            "half_life_days",
-            "detector",
-        ]
+        fields = list(RULE_EDITABLE_FIELDS)
 
     def clean_kinds(self) -> list[int]:
         return sorted(set(self.cleaned_data.get("kinds") or []))

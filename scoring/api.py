@@ -22,7 +22,7 @@ from leadcrm.http import request_user
 from leadcrm.models import KIND_SLUGS, InteractionKind
 from leadcrm.permissions import IsStaffRole
 from scoring import services
-from scoring.models import Category, Rule
+from scoring.models import RULE_EDITABLE_FIELDS, Category, Rule
 from scoring.selectors import latest_run
 
 
@@ -41,21 +41,7 @@ class RuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         model = Rule
         fields = (
             "id",
-            "name",
-            "category",
-            "points",
-            "reason",
-            "active",
-            "field",
-            "operator",
-            "value",
-            "kinds",
-            "pattern",
-            "window_days",
-            "threshold",
-            "cap",
-            "half_life_days",
-            "detector",
+            *RULE_EDITABLE_FIELDS,
             "last_error",
             "last_error_at",
             "created_at",

@@ -135,6 +135,26 @@ def parse_value(operator: str, raw: str, kind: str) -> Any:
     return raw
 
 
+# What a manager edits on a rule (the admin form and the API share it).
+RULE_EDITABLE_FIELDS = (
+    "name",
+    "category",
+    "points",
+    "reason",
+    "active",
+    "field",
+    "operator",
+    "value",
+    "kinds",
+    "pattern",
+    "window_days",
+    "threshold",
+    "cap",
+    "half_life_days",
+    "detector",
+)
+
+
 class Rule(models.Model):
     """One line of the scoring model: when it applies, how many points, and the reason shown to sales."""
 

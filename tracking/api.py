@@ -297,7 +297,8 @@ class TrackEventsView(APIView):
         tags=["tracking"],
     )
     def post(self, request: Request, key: str) -> Response:  # pragma: no cover - dispatch answers
-        raise NotImplementedError
+        """Declared for the schema only: `dispatch` below answers every request itself."""
+        return self.http_method_not_allowed(request)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         origin = request_origin(request)
