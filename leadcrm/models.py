@@ -387,7 +387,8 @@ DEFAULT_CHANNEL: dict[int, str] = {
 
 
 class Interaction(models.Model):
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions")
+    # No index of its own: interaction_lead_time_idx (lead, occurred_at) serves every lookup by lead.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions", db_index=False)
     kind = models.PositiveSmallIntegerField(choices=InteractionKind.choices)
     channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.OTHER)
     occurred_at = models.DateTimeField(default=utc_now)
@@ -395,7 +396,12 @@ class Interaction(models.Model):
     payload = models.JSONField(default=dict, blank=True)
     sentiment = models.FloatField(null=True, blank=True, help_text="-1 (negative) … +1 (positive).")
     logged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # interaction_logged_by_idx: only the rows a person logged
     )
     created_at = models.DateTimeField(default=utc_now)
     # The sender's own id for this event (the API's Idempotency-Key): a retried request is stored once.
@@ -421,10 +427,16 @@ class Interaction(models.Model):
                 name="interaction_client_event_once",
             ),
         ]
+        # Each index costs every inserted event (the batch API's hot path): no two with the same
+        # leading columns. On PostgreSQL the (lead, occurred_at) index carries kind too, so that the
+        # scoring aggregate reads it without the table (INCLUDE is ignored on SQLite).
         indexes = [
-            models.Index(fields=["lead", "occurred_at"], name="interaction_lead_time_idx"),
+            models.Index(fields=["lead", "occurred_at"], include=["kind"], name="interaction_lead_time_idx"),
             models.Index(fields=["kind", "occurred_at"], name="interaction_kind_time_idx"),
             models.Index(fields=["created_at", "id"], name="interaction_sync_idx"),  # the API's change feed
+            models.Index(
+                fields=["logged_by"], condition=Q(logged_by__isnull=False), name="interaction_logged_by_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -365,8 +365,8 @@ def mark_rescore_requested(lead_id: int, *, now: datetime) -> bool:
 
 
 def mark_rescores_requested(lead_ids: Sequence[int], *, now: datetime) -> list[int]:
-    """`mark_rescore_requested` for many leads in two statements; returns the newly marked ids
-    (the ones with no rescore pending, which need a task)."""
+    """`mark_rescore_requested` for many leads in one statement per 5,000 (PostgreSQL; two on
+    SQLite); returns the newly marked ids (the ones with no rescore pending, which need a task)."""
     ids = sorted({int(i) for i in lead_ids})
     if not ids:
         return []
@@ -377,6 +377,17 @@ def mark_rescores_requested(lead_ids: Sequence[int], *, now: datetime) -> list[i
     with connection.cursor() as cursor:
         for start in range(0, len(ids), 5000):
             chunk = ids[start : start + 5000]
+            if connection.vendor == "postgresql":
+                # One UPDATE: the rows are locked in id order (no deadlock with another batch over
+                # the same leads), and each says whether it had no request pending before.
+                cursor.execute(
+                    f"UPDATE {table} AS l SET {column} = %s FROM (SELECT {pk}, {column} IS NULL AS fresh "
+                    f"FROM {table} WHERE {pk} = ANY(%s::bigint[]) ORDER BY {pk} FOR NO KEY UPDATE) AS o "
+                    f"WHERE l.{pk} = o.{pk} RETURNING l.{pk}, o.fresh",
+                    [now, chunk],
+                )
+                fresh.extend(row[0] for row in cursor.fetchall() if row[1])
+                continue
             marks = ", ".join(["%s"] * len(chunk))
             cursor.execute(
                 f"UPDATE {table} SET {column} = %s WHERE {pk} IN ({marks}) AND {column} IS NULL RETURNING {pk}",

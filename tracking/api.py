@@ -456,6 +456,9 @@ def _parse_time(value: Any) -> datetime | str:
     return at
 
 
+KIND_BY_SLUG = {k.slug: int(k) for k in InteractionKind}
+
+
 class BatchEventsView(APIView):
     permission_classes = [IsAuthenticated, CanIngestEvents]
     throttle_classes = [BatchThrottle]
@@ -495,14 +498,16 @@ class BatchEventsView(APIView):
                 refused[i] = "email must be text of at most 254 characters."
                 continue
             kind_slug = event.get("kind")
-            try:
-                kind = int(InteractionKind.from_slug(kind_slug)) if isinstance(kind_slug, str) else None
-            except ValueError as exc:
-                refused[i] = str(exc)
-                continue
+            kind = KIND_BY_SLUG.get(kind_slug) if isinstance(kind_slug, str) else None
             if kind is None:
-                refused[i] = "kind is required, e.g. page_view."
-                continue
+                if not isinstance(kind_slug, str):
+                    refused[i] = "kind is required, e.g. page_view."
+                    continue
+                try:
+                    kind = int(InteractionKind.from_slug(kind_slug))  # any case; names the valid kinds
+                except ValueError as exc:
+                    refused[i] = str(exc)
+                    continue
             at = _parse_time(event.get("occurred_at"))
             if isinstance(at, str):
                 refused[i] = at
