@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
+from django.core.cache import cache
 from django.db import transaction
 from django.utils.module_loading import autodiscover_modules
 
@@ -64,6 +65,34 @@ def _named_enqueue(task_name: str, args: tuple[Any, ...]) -> Callable[[], None]:
 
     enqueue.__qualname__ = f"enqueue {task_name}{args}"
     return enqueue
+
+
+def enqueue_once_on_commit(task_name: str, *, key: str, seconds: float) -> None:
+    """After commit, send `task_name` unless one is already on its way: a cache key (`key`, for
+    `seconds`) coalesces the nudges of many transactions into one task. The task must call
+    `nudge_received(key)` before it reads the database, so that a transaction committing after
+    that read sends a fresh nudge. A cache that fails sends the nudge anyway (the task is
+    idempotent); a lost nudge is caught up by the task's periodic sweep."""
+    task_named(task_name)
+
+    def enqueue_once() -> None:
+        try:
+            first = cache.add(key, 1, timeout=seconds)
+        except Exception:  # the cache (Redis) is away: better one task too many than none
+            first = True
+        if first:
+            _named_enqueue(task_name, ())()
+
+    enqueue_once.__qualname__ = f"enqueue once {task_name}"
+    transaction.on_commit(enqueue_once, robust=True)
+
+
+def nudge_received(key: str) -> None:
+    """The coalesced task started: later commits may nudge again (see enqueue_once_on_commit)."""
+    try:
+        cache.delete(key)
+    except Exception:  # the key expires by itself
+        logger.warning("Could not clear the nudge key %s; it expires by itself", key)
 
 
 def enqueue_now(task_name: str, *args: Any) -> bool:

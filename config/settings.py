@@ -304,6 +304,12 @@ CELERY_BEAT_SCHEDULE.update(
             "schedule": 10.0,
             "options": {"expires": 9.0},
         },
+        # Batch events: apply the leads' last activity and rescore requests a lost nudge left waiting.
+        "leadcrm-apply-activity": {
+            "task": "leadcrm.tasks.apply_recorded_activity",
+            "schedule": 10.0,
+            "options": {"expires": 9.0},
+        },
         # Rule scoring: decay and day windows move at midnight UTC; refresh every lead just after.
         "scoring-refresh-decay": {
             "task": "scoring.tasks.refresh_decay",
@@ -340,8 +346,18 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
         "chat_start_site_hour": env.str("CHAT_RATE_START_SITE_HOUR", default="5000/hour"),
         "chat_visitor": env.str("CHAT_RATE_CONVERSATION_MINUTE", default="30/min"),
         "chat_visitor_hour": env.str("CHAT_RATE_CONVERSATION_HOUR", default="300/hour"),
+        # One-time email codes (docs/chat.md#email-verification): codes asked for per conversation,
+        # per email address (keyed by its hash), per client IP and per site; confirm tries per conversation.
+        "chat_code_conversation": env.str("CHAT_RATE_CODE_CONVERSATION_HOUR", default="3/hour"),
+        "chat_code_email": env.str("CHAT_RATE_CODE_EMAIL_HOUR", default="5/hour"),
+        "chat_code_email_day": env.str("CHAT_RATE_CODE_EMAIL_DAY", default="10/day"),
+        "chat_code_ip": env.str("CHAT_RATE_CODE_IP_HOUR", default="10/hour"),
+        "chat_code_site": env.str("CHAT_RATE_CODE_SITE_HOUR", default="300/hour"),
+        "chat_code_confirm": env.str("CHAT_RATE_CODE_CONFIRM_HOUR", default="10/hour"),
     }
 )
+# A one-time email code works for this many minutes (and once, and for 5 wrong tries at most).
+CHAT_EMAIL_CODE_MINUTES = env.int("CHAT_EMAIL_CODE_MINUTES", default=10)
 # Conversations nobody wrote in (no visitor message, no identity) are deleted after this many
 # hours, with the leads they made, by the chat-purge-empty beat task.
 CHAT_PURGE_EMPTY_AFTER_HOURS = env.int("CHAT_PURGE_EMPTY_AFTER_HOURS", default=24)

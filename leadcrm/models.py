@@ -344,6 +344,8 @@ class InteractionKind(models.IntegerChoices):
     REVIEW = 18, "Review"
     PURCHASE = 19, "Purchase"
     CAPTCHA_FAILED = 20, "Captcha failed"
+    EMAIL_SENT = 21, "Email sent"  # by a salesperson (outreach, or logged as an outcome)
+    CUSTOM_EVENT = 22, "Custom event"  # the website snippet's leadcrm.track(name): payload "name"
 
     @classmethod
     def from_slug(cls, slug: str) -> InteractionKind:
@@ -374,8 +376,8 @@ class Channel(models.TextChoices):
 
 
 DEFAULT_CHANNEL: dict[int, str] = {
-    **dict.fromkeys([1, 2, 3, 20], Channel.WEB),
-    **dict.fromkeys([4, 5, 6, 7, 8], Channel.EMAIL),
+    **dict.fromkeys([1, 2, 3, 20, 22], Channel.WEB),
+    **dict.fromkeys([4, 5, 6, 7, 8, 21], Channel.EMAIL),
     **dict.fromkeys([9, 10, 11, 12, 18], Channel.SOCIAL),
     13: Channel.CHAT,
     14: Channel.PHONE,
@@ -449,6 +451,8 @@ class Interaction(models.Model):
     @property
     def summary(self) -> str:
         p = self.payload or {}
+        if self.kind == InteractionKind.CUSTOM_EVENT:  # the event's name, not the page it fired on
+            return str(p.get("name") or p.get("event") or "")[:200]
         return str(p.get("subject") or p.get("url") or p.get("text") or p.get("title") or "")[:200]
 
     def clean_fields(self, exclude: Any = None) -> None:
@@ -587,3 +591,20 @@ class Consent(models.Model):
     def __str__(self) -> str:
         verb = "gave" if self.granted else "withdrew"
         return f"{self.lead} {verb} {self.purpose} consent ({self.source})"
+
+
+class RecordedActivity(models.Model):
+    """Leads that got events through `record_interactions_bulk` whose last activity and rescore
+    request are still to be applied: the batch's outbox row, written in the events' own
+    transaction. `leadcrm.tasks.apply_recorded_activity` applies waiting rows within about a
+    second (one UPDATE per lead for many batches at once, no lead row locked by the request);
+    the beat sweep applies whatever a lost nudge or a dead worker left behind."""
+
+    touched = models.JSONField(help_text="[[lead id, newest occurred_at (ISO 8601)], …]")
+    created_at = models.DateTimeField(default=utc_now)
+
+    class Meta:
+        verbose_name_plural = "recorded activity"
+
+    def __str__(self) -> str:
+        return f"Activity of {len(self.touched)} leads recorded at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -19,6 +19,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from config.on_commit import enqueue_once_on_commit
 from leadcrm.models import (
     CLOSED_STATUSES,
     DEFAULT_CHANNEL,
@@ -34,6 +35,7 @@ from leadcrm.models import (
     InteractionKind,
     Lead,
     LeadStatus,
+    RecordedActivity,
     Segment,
     SegmentKind,
     SegmentMembership,
@@ -41,7 +43,7 @@ from leadcrm.models import (
 )
 from leadcrm.permissions import can_change_lead
 from leadcrm.segments import criteria_q
-from leadcrm.signals import lead_created, lead_status_changed
+from leadcrm.signals import lead_created, lead_status_changed, leads_erased, leads_imported
 from scoring.services import request_rescore
 
 LEAD_WRITABLE_FIELDS = frozenset(
@@ -545,7 +547,8 @@ def anonymise_leads(*, lead_ids: Sequence[int], now: datetime | None = None) -> 
     """Anonymise these leads, set-based: names, email, phone, company, job title, city, custom
     attributes, visitor id, search term and lost reason on the lead; free text in their interaction
     payloads; their follow-up notes. The rows stay (counts by status, source and stage stay right)
-    and are marked `erased_at`. Returns how many leads were changed. Rescoring is the caller's."""
+    and are marked `erased_at`. Returns how many leads were changed. Rescoring is the caller's.
+    `leadcrm.signals.leads_erased` tells the apps above (the website tracking), in the transaction."""
     now = now or timezone.now()
     ids = sorted({int(i) for i in lead_ids})
     changed = 0
@@ -572,6 +575,8 @@ def anonymise_leads(*, lead_ids: Sequence[int], now: datetime | None = None) -> 
             )
             _keep_only_payload_keys(chunk)
             FollowUp.objects.filter(lead_id__in=chunk).exclude(note="").update(note="", updated_at=now)
+            # In the transaction: the website tracking deletes the leads' visitor links with it.
+            leads_erased.send(sender=Lead, lead_ids=chunk)
     return changed
 
 
@@ -719,11 +724,11 @@ def leads_matching(criteria: Mapping[str, Any]) -> Q:
 
 # --- Outcomes: what a salesperson did with a lead ------------------------------------------
 
-# What the form offers → (interaction kind, channel). An email the salesperson sent has no kind of
-# its own (EMAIL_REPLY is the lead answering), so it is a note on the email channel.
+# What the form offers → (interaction kind, channel). "email" is an email the salesperson sent
+# (EMAIL_SENT; EMAIL_REPLY is the lead answering).
 OUTCOME_KINDS: dict[str, tuple[str, str]] = {
     "call": ("call", Channel.PHONE),
-    "email": ("note", Channel.EMAIL),
+    "email": ("email_sent", Channel.EMAIL),
     "meeting": ("meeting", Channel.IN_PERSON),
     "note": ("note", Channel.OTHER),
 }
@@ -796,11 +801,19 @@ def merge_possible_duplicate(*, duplicate: Lead, by: User) -> Lead:
 
     if not (can_see_lead(by, duplicate) and can_change_lead(by, target)):
         raise PermissionDenied("Only the known lead's owner (or a manager) may merge into it.")
+    return merge_same_person(duplicate=duplicate, into=target)
+
+
+def merge_same_person(*, duplicate: Lead, into: Lead) -> Lead:
+    """Move `duplicate`'s interactions and follow-ups to `into` and delete it; `into`'s own fields,
+    consent and owner are left as they are. The caller has established that both are the same
+    person (a salesperson in merge_possible_duplicate; the chat, once the visitor typed the one-time
+    code sent to `into`'s email) and has moved its app's own rows (e.g. chats) first."""
     with transaction.atomic():
-        move_interactions(from_lead=duplicate, to_lead=target)
-        FollowUp.objects.filter(lead=duplicate).update(lead=target, updated_at=timezone.now())
-        delete_lead(lead=duplicate)  # the caller moved its app's own rows (e.g. chats) first
-    return target
+        move_interactions(from_lead=duplicate, to_lead=into)
+        FollowUp.objects.filter(lead=duplicate).update(lead=into, updated_at=timezone.now())
+        delete_lead(lead=duplicate)
+    return into
 
 
 # --- Segments and follow-ups through the REST API (api) ---------------------------------------
@@ -1114,7 +1127,9 @@ def import_leads(
     set-based: one email lookup per chunk, bulk inserts and updates, consent rows (recorded from
     `consent_source`) and outcome notes in bulk. `dry_run` checks and reports without writing.
     `progress(done)` is called after each chunk. Rescoring is the caller's: it gets `lead_ids`
-    (`scoring.services.rescore_leads`, as after `load_history`).
+    (`scoring.services.rescore_leads`, as after `load_history`). After each chunk's writes,
+    `leadcrm.signals.leads_imported` tells the apps above (webhooks) which leads it created and
+    whose status (outcome) it changed, in this transaction.
     """
     if on_duplicate not in ("update", "skip"):
         raise ValidationError({"on_duplicate": "Choose update or skip for emails already in LeadCRM."})
@@ -1248,7 +1263,12 @@ def _import_chunk(
     if dry_run:
         return
     _insert_new(new, result, note, now)
-    _update_existing(changed, result, note, now)
+    status_changes = _update_existing(changed, result, note, now)
+    if new or status_changes:
+        # In the import's transaction, once per chunk: webhooks store their events set-based with it.
+        leads_imported.send(
+            sender=Lead, created=[lead.pk for _, lead, _ in new], status_changes=status_changes
+        )
 
 
 def _insert_new(
@@ -1316,10 +1336,13 @@ def _update_existing(
     result: ImportResult,
     note: ConsentNote,
     now: datetime,
-) -> None:
+) -> list[tuple[int, str, str]]:
+    """Write the changes of existing leads; returns (lead_id, status_from, status_to) of each lead
+    whose status the import changed (its outcome)."""
     if not changed:
-        return
+        return []
     fields: set[str] = {"updated_at"}
+    status_changes: list[tuple[int, str, str]] = []
     consents: list[Consent] = []
     notes: list[Interaction] = []
     targets = []
@@ -1346,11 +1369,13 @@ def _update_existing(
             current.status_changed_at = current.closed_at = row.outcome_at
             fields.update(("status", "lost_reason", "status_changed_at", "closed_at"))
             notes.append(_outcome_note(current, previous, row.outcome_at, note.recorded_by, now))
+            status_changes.append((current.pk, previous, current.status))
         current.updated_at = now
         targets.append(current)
     Lead.objects.bulk_update(targets, sorted(fields), batch_size=500)
     result.pending_consents.extend(consents)
     result.pending_notes.extend(notes)
+    return status_changes
 
 
 # --- Bulk events (tracking: the batch events API and the website snippet) ---------------------
@@ -1495,18 +1520,56 @@ def record_interactions_bulk(*, events: Sequence[BulkEvent], now: datetime | Non
             else:
                 result.duplicates.append(i)  # stored by an earlier call (a retried batch)
         if latest:
-            # Row locks in id order first: concurrent batches over the same leads queue here
-            # instead of deadlocking in the UPDATE … FROM below (its join order is the planner's).
-            list(
+            # The leads' last activity and rescore request go through an outbox row written with
+            # the events: no lead row is locked or updated here, so concurrent batches over the
+            # same leads never queue behind each other, and one task applies many batches at once.
+            RecordedActivity.objects.create(
+                touched=[[lead_id, at.isoformat()] for lead_id, at in sorted(latest.items())], created_at=now
+            )
+            enqueue_once_on_commit(APPLY_ACTIVITY_TASK, key=APPLY_ACTIVITY_NUDGE, seconds=10)
+    result.duplicates.sort()
+    return result
+
+
+APPLY_ACTIVITY_TASK = "leadcrm.tasks.apply_recorded_activity"
+APPLY_ACTIVITY_NUDGE = "leadcrm:apply-activity-nudged"
+APPLY_ACTIVITY_ROWS = 500  # outbox rows per transaction
+
+
+def apply_recorded_activity(*, max_rounds: int = 20) -> tuple[int, bool]:
+    """Apply waiting RecordedActivity rows: each lead's last activity moves to its newest event and
+    one rescore request is made per lead, set-based, for up to APPLY_ACTIVITY_ROWS rows (batches)
+    per transaction. Rows being applied by another worker are skipped, not waited for. Returns
+    (leads updated, whether rows are left after max_rounds)."""
+    leads_done = 0
+    for _ in range(max_rounds):
+        with transaction.atomic():
+            rows = list(
+                RecordedActivity.objects.select_for_update(skip_locked=True)
+                .order_by("id")
+                .values_list("id", "touched")[:APPLY_ACTIVITY_ROWS]
+            )
+            if not rows:
+                return leads_done, False
+            latest: dict[int, datetime] = {}
+            for _, touched in rows:
+                for lead_id, at_text in touched:
+                    at = datetime.fromisoformat(at_text)
+                    if lead_id not in latest or at > latest[lead_id]:
+                        latest[lead_id] = at
+            # Row locks in id order: two appliers (or an applier and a lead edit) never deadlock.
+            present = list(
                 Lead.objects.filter(pk__in=latest)
                 .order_by("pk")
                 .select_for_update(no_key=True)
                 .values_list("pk", flat=True)
             )
-            _bump_last_activity(latest)
-            request_rescore(sorted(latest))  # set-based: two statements for the whole batch
-    result.duplicates.sort()
-    return result
+            if present:
+                _bump_last_activity({lead_id: latest[lead_id] for lead_id in present})
+                request_rescore(present)  # set-based: one statement per 5,000 leads
+            RecordedActivity.objects.filter(pk__in=[row_id for row_id, _ in rows]).delete()
+            leads_done += len(present)
+    return leads_done, RecordedActivity.objects.exists()
 
 
 def _insert_events(events: Sequence[BulkEvent], now: datetime) -> set[int]:

@@ -14,6 +14,15 @@ rolls back with the change itself. Receivers must be quick and set-based: no net
     write whose grade changed (scoring.store, one list per write, however many leads).
 `chat_handed_off`: `lead_id` (may be None), `conversation_id`, `site_id` — the first hand-off of a
     chat to a person.
+`leads_imported`: `created`, the ids of the leads an import created, and `status_changes`, a list
+    of (lead_id, status_from, status_to) for existing leads whose status the import changed (their
+    outcome, won or lost). Sent by `leadcrm.services.import_leads` once per chunk of rows (up to
+    IMPORT_CHUNK), after the chunk's leads are written; never for a dry run. The set-based
+    counterpart of `lead_created` and `lead_status_changed`: receivers must not query per lead.
+
+`leads_erased`: `lead_ids`, the leads `leadcrm.services.anonymise_leads` just anonymised (up to
+ERASE_CHUNK per send), sent inside the erasure's transaction, so whatever a receiver deletes (the
+website tracking deletes the leads' visitor links and waiting events) goes with the erasure.
 """
 
 from __future__ import annotations
@@ -25,3 +34,5 @@ lead_created = Signal()
 lead_status_changed = Signal()
 grades_changed = Signal()
 chat_handed_off = Signal()
+leads_imported = Signal()
+leads_erased = Signal()

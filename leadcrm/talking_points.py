@@ -361,7 +361,7 @@ def next_step(facts: LeadFacts, *, now: datetime) -> Suggestion:
             return Suggestion(
                 "Make a first call.", "New lead, nobody has called yet; a phone number is on file."
             )
-        if facts.email and not unsubscribed:
+        if facts.email and not unsubscribed and not kinds.get("email_sent"):
             return Suggestion(
                 "Send a short personal intro email.", "New lead with an email address, no contact yet."
             )

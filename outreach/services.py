@@ -1,9 +1,9 @@
 """Outbound email: send from a lead's page, track opens and clicks (with consent), record replies.
 
-- `send_email` stores the timeline entry (an email-channel note with the subject and text, through
-  leadcrm.services) and an OutboundEmail row in one transaction, and queues the send after commit:
-  a slow SMTP server holds up a worker, not the salesperson. The sweep re-sends what was queued
-  and never went out.
+- `send_email` stores the timeline entry (an email_sent interaction with the subject and text,
+  through leadcrm.services) and an OutboundEmail row in one transaction, and queues the send
+  after commit: a slow SMTP server holds up a worker, not the salesperson. The sweep re-sends
+  what was queued and never went out.
 - Tracking is marketing processing: only for leads with marketing consent is the open pixel
   embedded and are links rewritten; leadcrm.services refuses email_open/email_click otherwise.
 - Replies arrive at the inbound endpoint and are matched by the signed token in the Message-ID
@@ -88,7 +88,7 @@ def send_email(*, lead: Lead, by: User, subject: str, text: str) -> OutboundEmai
     with transaction.atomic():
         interaction = crm.record_interaction(
             lead=lead,
-            kind="note",
+            kind="email_sent",
             channel=Channel.EMAIL,
             payload={"outcome": "email", "direction": "out", "subject": subject, "text": text},
             logged_by=by,

@@ -35,6 +35,7 @@ from chatbot import services as chat
 from leadcrm import services as crm
 from leadcrm.models import SCORE_FIELDS, Consent, FollowUp, Interaction, InteractionKind, Lead, LeadStatus
 from privacy.models import PrivacyRequest, RequestKind, RequestStatus
+from privacy.signals import person_data_requested
 from scoring.models import ScoreSnapshot
 from scoring.services import rescore_leads
 
@@ -43,6 +44,20 @@ RETENTION_CHUNK = 1000  # leads per transaction when retention applies
 EXPORT_FORMATS = ("json", "csv")
 CSV_COLUMNS = ("record", "record_id", "field", "value")
 
+# The export's own sections; any other is one an app above added (privacy.signals).
+CORE_SECTIONS = frozenset(
+    {
+        "exported_at",
+        "lead",
+        "scores",
+        "interactions",
+        "chat_transcripts",
+        "consents",
+        "follow_ups",
+        "segments",
+        "privacy_requests",
+    }
+)
 # Lead columns that are the business's bookkeeping, not data about the person.
 NOT_EXPORTED = {"rescore_requested_at", "owner", "possible_duplicate_of", *SCORE_FIELDS}
 
@@ -67,7 +82,9 @@ def _iso(value: Any) -> Any:
 
 def person_data(lead: Lead, *, now: datetime | None = None) -> dict[str, Any]:
     """Everything held about this person as JSON-able data: the lead, its scores with their
-    reasons and history, interactions, chat transcripts, consents, follow-ups, lists and requests."""
+    reasons and history, interactions, chat transcripts, consents, follow-ups, lists and requests,
+    and the sections apps above this one add (`privacy.signals.person_data_requested`: the
+    website tracking's linked visitor ids and waiting events)."""
     now = now or timezone.now()
     lead_fields = {
         field.name: _iso(getattr(lead, field.attname))
@@ -131,7 +148,7 @@ def person_data(lead: Lead, *, now: datetime | None = None) -> dict[str, Any]:
         .order_by("created_at", "id")
         .values("id", "kind", "status", "channel", "created_at", "handled_at")
     ]
-    return {
+    data: dict[str, Any] = {
         "exported_at": now.isoformat(),
         "lead": lead_fields,
         "scores": scores,
@@ -142,6 +159,11 @@ def person_data(lead: Lead, *, now: datetime | None = None) -> dict[str, Any]:
         "segments": sorted(lead.segments.values_list("name", flat=True)),
         "privacy_requests": requests,
     }
+    for _, sections in person_data_requested.send(sender=Lead, lead_id=lead.pk):
+        if isinstance(sections, dict):  # {section: records}; a receiver with nothing returns {}
+            for name, rows in sections.items():
+                data.setdefault(name, rows)  # an app's section never replaces the export's own
+    return data
 
 
 def _cell(value: Any) -> str:
@@ -161,7 +183,8 @@ def csv_rows(data: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:
     """The export as one long table: (record, record_id, field, value), one row per value.
 
     Records: lead, score, score_reason, model_factor, score_history, interaction, chat_conversation,
-    chat_message (id "conversation.message"), consent, follow_up, segment, privacy_request.
+    chat_message (id "conversation.message"), consent, follow_up, segment, privacy_request, and
+    each section another app added (record = the section name, e.g. website_visitors).
     """
     yield "export", "", "exported_at", data["exported_at"]
     lead_id = data["lead"]["id"]
@@ -191,6 +214,11 @@ def csv_rows(data: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:
         yield "segment", str(i), "name", name
     for request in data["privacy_requests"]:
         yield from _rows("privacy_request", request["id"], request)
+    for name, records in data.items():
+        if name in CORE_SECTIONS:
+            continue
+        for i, record in enumerate(records, 1):
+            yield from _rows(name, record.get("id", i), record)
 
 
 def render_export(data: dict[str, Any], fmt: str) -> tuple[str, str]:

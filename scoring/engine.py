@@ -408,17 +408,18 @@ def _lead_selects(names: Sequence[str], vendor: str) -> tuple[list[str], dict[st
     return selects, params
 
 
+# A rule's pattern matches the payload's "url", "subject" or "name" (a custom event's name).
+PATTERN_KEYS = ("url", "subject", "name")
+
+
 def _age_and_pattern_sql(vendor: str) -> tuple[str, str]:
     if vendor == "postgresql":
         age = "(%(today)s::date - (occurred_at AT TIME ZONE 'UTC')::date)"
-        pattern = "(payload ->> 'url' ILIKE {p} ESCAPE '\\' OR payload ->> 'subject' ILIKE {p} ESCAPE '\\')"
+        tests = [f"payload ->> '{key}' ILIKE {{p}} ESCAPE '\\'" for key in PATTERN_KEYS]
     else:
         age = "CAST(julianday(%(today)s) - julianday(date(occurred_at)) AS INTEGER)"
-        pattern = (
-            "(json_extract(payload, '$.url') LIKE {p} ESCAPE '\\' "
-            "OR json_extract(payload, '$.subject') LIKE {p} ESCAPE '\\')"
-        )
-    return age, pattern
+        tests = [f"json_extract(payload, '$.{key}') LIKE {{p}} ESCAPE '\\'" for key in PATTERN_KEYS]
+    return age, f"({' OR '.join(tests)})"
 
 
 def _like(pattern: str) -> str:

@@ -192,7 +192,10 @@ class Rule(models.Model):
     pattern = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Only count interactions whose URL or subject contains this text, e.g. /pricing.",
+        help_text=(
+            "Only count interactions whose URL, subject or custom event name contains this text, "
+            "e.g. /pricing or signup."
+        ),
     )
     window_days = models.IntegerField(
         null=True, blank=True, help_text="Count only the last N days (empty: all time)."

@@ -144,9 +144,10 @@ def parse_event(raw: Any, i: int, now: datetime) -> services.Event:
             raise BadEvent(f"Event {i}: props: {problem}")
         if len(json.dumps(props)) > 2000:
             raise BadEvent(f"Event {i}: props must stay under 2000 characters as JSON.")
-        # A note on the timeline: its summary is the text, so the page goes under "page".
+        # A custom_event on the timeline: a rule's pattern matches its "name" ("event" is the
+        # older key, kept), and the page goes under "page" so that a URL pattern does not match it.
         payload["page"] = payload.pop("url")
-        payload.update(event=name, text=f"Website event: {name}", props=props)
+        payload.update(event=name, name=name, props=props)
     event.payload = payload
     return event
 

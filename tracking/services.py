@@ -34,14 +34,13 @@ from tracking.visitors import is_issued
 
 logger = logging.getLogger(__name__)
 
-# Each tracked event type as it lands on the lead's timeline. Custom events (leadcrm.track(…))
-# have no interaction kind of their own yet: they are notes on the web channel, named in the
-# payload, so no scoring rule counts them as page views or forms.
+# Each tracked event type as it lands on the lead's timeline. A custom event (leadcrm.track(name))
+# is a custom_event named in payload "name", which a scoring rule's pattern matches.
 INTERACTION_KIND = {
     EventType.PAGE_VIEW: InteractionKind.PAGE_VIEW,
     EventType.FORM_SUBMIT: InteractionKind.FORM_SUBMIT,
     EventType.DOWNLOAD: InteractionKind.CONTENT_DOWNLOAD,
-    EventType.CUSTOM: InteractionKind.NOTE,
+    EventType.CUSTOM: InteractionKind.CUSTOM_EVENT,
 }
 EVENT_ID_PREFIX = "trk_"  # client_event_id on the timeline: the script's event id, prefixed
 MOVE_CHUNK = 1000
@@ -172,6 +171,13 @@ def store_events(
     return Stored(stored=stored, duplicates=len(events) - stored)
 
 
+def _payload(e: Event) -> dict[str, Any]:
+    # A custom event that waited in TrackedEvent from before custom_event named it only in "event".
+    if e.type == EventType.CUSTOM and "name" not in e.payload and "event" in e.payload:
+        return {**e.payload, "name": e.payload["event"]}
+    return e.payload
+
+
 def _bulk_events(lead_id: int, events: Sequence[Event]) -> list[crm.BulkEvent]:
     return [
         crm.BulkEvent(
@@ -179,7 +185,7 @@ def _bulk_events(lead_id: int, events: Sequence[Event]) -> list[crm.BulkEvent]:
             kind=int(INTERACTION_KIND[EventType(e.type)]),
             occurred_at=e.occurred_at,
             client_event_id=EVENT_ID_PREFIX + e.event_id,
-            payload=e.payload,
+            payload=_payload(e),
             channel="web",
         )
         for e in events
@@ -246,8 +252,11 @@ def link_visitor(
 
     Call it only with what the server verified (a conversation's lead, a signed identity). A
     visitor id the server did not issue links nothing (False). A browser that identifies as
-    someone else later is linked to the newest lead; what was moved stays where it went."""
+    someone else later is linked to the newest lead; what was moved stays where it went. An
+    erased lead gets no new link (its browser stays an anonymous visitor)."""
     if not is_issued(site_id, visitor_id):
+        return False
+    if Lead.objects.filter(pk=lead_id, erased_at__isnull=False).exists():
         return False
     now = now or timezone.now()
     VisitorLink.objects.update_or_create(
@@ -276,6 +285,8 @@ def _chat_of(site: Site, chat_token: str) -> tuple[int | None, bool]:
         is_open = conversation.is_open
         if conversation.lead_created or conversation.identity_verified:
             lead_id = conversation.lead_id
+        if conversation.lead is not None and conversation.lead.erased_at is not None:
+            lead_id = None  # an erased person's old chat token links nothing (loaded with the chat)
     if len(_chat_leads) > 50_000:
         _chat_leads.clear()
     _chat_leads[key] = (time.monotonic(), lead_id, is_open)
@@ -390,3 +401,73 @@ def sweep(*, now: datetime | None = None, limit: int = 500) -> tuple[int, int]:
     if days > 0:
         deleted, _ = TrackedEvent.objects.filter(received_at__lt=now - timedelta(days=days)).delete()
     return moved, deleted
+
+
+# --- A person's data (privacy: erasure and export, through signals) ------------------------------
+
+
+def forget_leads(*, lead_ids: Sequence[int]) -> tuple[int, int]:
+    """Erasure (leadcrm.signals.leads_erased, in the erasure's transaction): delete these leads'
+    visitor links and the events still waiting under those visitor ids (events that raced a link),
+    set-based, and drop the links from this process's cache. Later events of those browsers are
+    anonymous visitors' again. Another process may send a visitor's events to the erased lead for
+    up to CACHE_SECONDS from its cache; the CRM refuses them (the lead is erased), nothing is kept.
+    Returns (links deleted, events deleted)."""
+    ids = sorted({int(i) for i in lead_ids})
+    if not ids:
+        return 0, 0
+    links = VisitorLink.objects.filter(lead_id__in=ids)
+    pairs = list(links.values_list("site_id", "visitor_id"))
+    if not pairs:
+        return 0, 0
+    of_these_leads = links.filter(site_id=OuterRef("site_id"), visitor_id=OuterRef("visitor_id"))
+    events, _ = TrackedEvent.objects.filter(Exists(of_these_leads)).delete()
+    deleted, _ = links.delete()
+    _forget_links(pairs)
+    transaction.on_commit(partial(_forget_links, pairs), robust=True)  # and what was read meanwhile
+    return deleted, events
+
+
+def _forget_links(pairs: Sequence[tuple[int, str]]) -> None:
+    for key in pairs:
+        _links.pop(key, None)
+
+
+def on_leads_erased(sender: Any, *, lead_ids: Sequence[int], **kwargs: Any) -> None:
+    forget_leads(lead_ids=lead_ids)
+
+
+def person_website_data(lead_id: int) -> dict[str, list[dict[str, Any]]]:
+    """A person's website data for the privacy export: the visitor ids linked to the lead, and the
+    events still waiting under them (moved onto the timeline within a minute, normally). Two queries."""
+    links = VisitorLink.objects.filter(lead_id=lead_id)
+    visitors = [
+        {
+            "site": row["site__name"],
+            "visitor_id": row["visitor_id"],
+            "linked_at": row["linked_at"].isoformat(),
+            "via": row["via"],
+        }
+        for row in links.order_by("linked_at", "id").values("site__name", "visitor_id", "linked_at", "via")
+    ]
+    if not visitors:
+        return {}
+    of_this_lead = links.filter(site_id=OuterRef("site_id"), visitor_id=OuterRef("visitor_id"))
+    events = [
+        {
+            "id": row["id"],
+            "site": row["site__name"],
+            "visitor_id": row["visitor_id"],
+            "type": EventType(row["type"]).name.lower(),
+            "occurred_at": row["occurred_at"].isoformat(),
+            "payload": row["payload"],
+        }
+        for row in TrackedEvent.objects.filter(Exists(of_this_lead))
+        .order_by("occurred_at", "id")
+        .values("id", "site__name", "visitor_id", "type", "occurred_at", "payload")
+    ]
+    return {"website_visitors": visitors, "website_events_waiting": events}
+
+
+def on_person_data_requested(sender: Any, *, lead_id: int, **kwargs: Any) -> dict[str, list[dict[str, Any]]]:
+    return person_website_data(lead_id)

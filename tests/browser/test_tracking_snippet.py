@@ -139,7 +139,7 @@ def test_page_views_before_the_chat_appear_on_the_leads_timeline(browser, server
     spage = staff.new_page()
     login(spage, server, "boss")
     spage.goto(f"{server}/crm/leads/{lead.pk}/")
-    earlier = spage.get_by_text("Website event: viewed_menu").first
+    earlier = spage.locator("li.kind-custom_event", has_text="Custom event — viewed_menu").first
     earlier.wait_for()
     earlier.scroll_into_view_if_needed()
     spage.screenshot(path=f"/tmp/tracking_timeline_{'debug' if debug else 'prod'}.png")

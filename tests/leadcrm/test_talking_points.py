@@ -134,3 +134,8 @@ def test_advice_on_an_empty_lead_is_still_useful() -> None:
     advice = advise(LeadFacts(status="working"), now=NOW)
     assert advice.next_step.text == "Check in with something useful to them."
     assert advice.talking_points == []
+
+
+def test_no_intro_email_suggested_once_one_was_sent() -> None:
+    sent = LeadFacts(status="new", email="a@b.c", touches=[Touch("email_sent", NOW - timedelta(hours=2))])
+    assert not next_step(sent, now=NOW).text.startswith("Send a short personal intro")

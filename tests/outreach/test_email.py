@@ -64,12 +64,13 @@ def test_a_salesperson_emails_their_lead_and_it_is_on_the_timeline() -> None:
     assert "/e/o/" in html
     assert html.count("<img") == 1
     assert "https://shop.example/pricing" not in message.body  # the link goes through /e/c/
-    note = Interaction.objects.get(pk=email.interaction_id)
-    assert note.kind == InteractionKind.NOTE
-    assert note.channel == "email"
-    assert note.logged_by == user
-    assert note.payload["subject"] == "Your quote"
-    assert note.payload["outcome"] == "email"
+    sent = Interaction.objects.get(pk=email.interaction_id)
+    assert sent.kind == InteractionKind.EMAIL_SENT  # its own kind, not a note
+    assert sent.channel == "email"
+    assert sent.logged_by == user
+    assert sent.payload["subject"] == "Your quote"
+    assert sent.payload["outcome"] == "email"
+    assert sent.payload["direction"] == "out"
 
 
 def test_without_marketing_consent_there_is_no_pixel_and_links_are_left_alone() -> None:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from accounts.services import create_token
-from leadcrm.models import Interaction, InteractionKind, Lead
+from leadcrm.models import Interaction, InteractionKind, Lead, RecordedActivity
 from leadcrm.services import NO_TRACKING_MESSAGE, anonymise_leads
 from tests.factories import make_lead, make_user
 
@@ -142,19 +142,39 @@ def test_email_opens_are_stored_with_marketing_consent(client, manager) -> None:
     }
 
 
-def test_touched_leads_get_their_last_activity_and_one_rescore_request(client, manager) -> None:
+def test_touched_leads_get_their_last_activity_and_one_rescore_request(
+    client, manager, django_capture_on_commit_callbacks
+) -> None:
     client.force_login(manager)
     lead, untouched = make_lead(), make_lead()
-    Lead.objects.filter(pk__in=[lead.pk, untouched.pk]).update(rescore_requested_at=None)
-    batch(
-        client,
-        [ev(lead, 1, occurred_at="2026-01-05T10:00:00Z"), ev(lead, 2, occurred_at="2026-01-07T10:00:00Z")],
-    )
+    Lead.objects.filter(pk__in=[lead.pk, untouched.pk]).update(rescore_requested_at=None, scored_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch(
+            client,
+            [ev(lead, 1, occurred_at="2026-01-05T10:00:00Z"), ev(lead, 2, occurred_at="2026-01-07T10:00:00Z")],
+        )
     lead.refresh_from_db()
     untouched.refresh_from_db()
     assert lead.last_activity_at.isoformat() == "2026-01-07T10:00:00+00:00"
-    assert lead.rescore_requested_at is not None  # queued after commit, swept if the broker is away
+    assert lead.scored_at is not None  # rescored by the task chain (eager here)
+    assert untouched.scored_at is None
     assert untouched.rescore_requested_at is None
+    assert not RecordedActivity.objects.exists()  # the outbox row was applied and removed
+
+
+def test_the_request_itself_writes_the_outbox_row_not_the_lead(client, manager) -> None:
+    """Concurrent batches over the same leads must not queue on the leads' row locks: the request
+    stores the events and one outbox row; the lead is updated by the task after commit."""
+    client.force_login(manager)
+    lead = make_lead()
+    Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=None, last_activity_at=None)
+    batch(client, [ev(lead, 1, occurred_at="2026-01-05T10:00:00Z")])  # on-commit callbacks not run
+    lead.refresh_from_db()
+    assert lead.last_activity_at is None
+    assert lead.rescore_requested_at is None
+    (row,) = RecordedActivity.objects.values_list("touched", flat=True)
+    assert row == [[lead.pk, "2026-01-05T10:00:00+00:00"]]
+    assert Interaction.objects.filter(lead=lead).count() == 1  # durable with the outbox row
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,12 @@ against this process's database, then for --duration seconds each:
    /api/v1/events/batch with an API token (a manager's), spread over --leads leads.
 
 Every event is committed before its answer (PostgreSQL's default synchronous_commit); at the end
-the stored rows are counted in the database and must equal what the answers said. The last line
-is JSON with single_events_per_s and batch_events_per_s.
+the stored rows are counted in the database and must equal what the answers said. With REDIS_URL
+a real Celery worker runs during both phases, as in production: it applies the batches' outbox
+(the leads' last activity and rescore requests, `leadcrm.tasks.apply_recorded_activity`) and
+rescores the touched leads, on the same two cores; `applied_after_s` is how long after the last
+batch the outbox was empty and every touched lead rescored. The last line is JSON with
+single_events_per_s and batch_events_per_s.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from accounts.services import create_token
 from bench.processes import child_env
 from chatbot.models import Site
 from leadcrm import services as crm
-from leadcrm.models import Interaction, Lead
+from leadcrm.models import Interaction, Lead, RecordedActivity
 from leadcrm.permissions import MANAGER_GROUP
 from tracking import services as tracking
 from tracking.models import TrackedEvent, TrackingMode
@@ -166,6 +170,45 @@ def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
     raise CommandError("gunicorn did not answer /healthz within 120 s")
 
 
+def start_worker() -> subprocess.Popen:
+    """One Celery worker (2 threads) on the default queue (it also runs what earlier runs queued)."""
+    env = child_env(CELERY_TASK_ALWAYS_EAGER="0", SECRET_KEY=settings.SECRET_KEY, LOG_LEVEL="WARNING")
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            "2",
+            "-l",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def wait_applied(lead_ids: list[int], timeout: float) -> float | None:
+    """Seconds until the outbox is empty and no touched lead waits for its rescore (None: timeout)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        waiting = Lead.objects.filter(pk__in=lead_ids, rescore_requested_at__isnull=False).exists()
+        if not waiting and not RecordedActivity.objects.exists():
+            return round(time.perf_counter() - start, 2)
+        time.sleep(0.1)
+    return None
+
+
 async def run_clients(
     n: int, port: int, headers: dict[str, str], make_request: Any, duration: float, warmup: float
 ) -> tuple[int, int, list[float]]:
@@ -219,6 +262,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--threads", type=int, default=2, help="threads per worker (gthread)")
         parser.add_argument("--no-migrate", action="store_true", help="the database is migrated already")
+        parser.add_argument("--no-worker", action="store_true", help="run no Celery worker meanwhile")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if connection_vendor() != "postgresql":
@@ -227,13 +271,20 @@ class Command(BaseCommand):
             call_command("migrate", verbosity=0)
         site, token, lead_ids = self._set_up(options["leads"])
         port = free_port()
+        worker = None if options["no_worker"] or not settings.REDIS_URL else start_worker()
         server = start_gunicorn(port, options["workers"], options["threads"])
+        applied_after = None
         try:
             single = self._single(site, port, options)
             batch = self._batch(token, lead_ids, port, options)
+            if worker is not None:
+                applied_after = wait_applied(lead_ids, timeout=120)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(30)
+            if worker is not None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(30)
         stored_single = TrackedEvent.objects.filter(site=site).count()
         stored_batch = Interaction.objects.filter(lead_id__in=lead_ids).count()
         result = {
@@ -242,6 +293,8 @@ class Command(BaseCommand):
             "durable_check": stored_single >= single["single_events"]
             and stored_batch >= batch["batch_events"],
             "server": f"gunicorn gthread {options['workers']}x{options['threads']}, CONN_MAX_AGE=600",
+            "worker": worker is not None,
+            "applied_after_s": applied_after,
             "redis": bool(settings.REDIS_URL),
             "cores": os.cpu_count(),
         }
