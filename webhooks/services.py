@@ -11,6 +11,12 @@ The promises:
   the address that was checked (webhooks.guard, webhooks.client).
 - **At most one attempt at a time.** An attempt claims its row by moving `next_attempt_at` forward
   in one conditional UPDATE; a duplicate nudge finds nothing due and returns.
+- **A backlog drains as fast as the workers deliver.** The fan-out (`sweep`) leases the due rows
+  it queues (`next_attempt_at` moved to a lease time, in one UPDATE per batch) and keeps going,
+  batch after batch, until nothing is due (up to FANOUT_MAX rows per run, then it queues itself
+  again behind what it sent). A task claims its row only while the row still carries the task's
+  lease: a duplicate task finds another value and returns; a lost task's lease runs out and the
+  row is due again for the next sweep.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
@@ -39,7 +47,12 @@ from webhooks.signing import SIGNATURE_HEADER, sign
 logger = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 120  # an attempt holds its row this long (well over the 10 s total timeout)
-SWEEP_BATCH = 500
+SWEEP_BATCH = 2000  # rows leased per batch of the fan-out (its read: ~0.1 s with 100,000 due)
+PER_WEBHOOK_BATCH = 500  # at most this many of one webhook's rows per batch: no webhook takes a whole batch
+FANOUT_MAX = 20_000  # rows one fan-out run queues; then it queues itself again, behind them
+# A queued task holds its row this long: longer than FANOUT_MAX tasks wait in the queue (a run's
+# continuation runs after them), short enough that a lost task's row is sent again soon.
+QUEUE_LEASE_SECONDS = 900
 COPY_FROM = 200  # deliveries in one emit from which PostgreSQL gets them by COPY
 OVERDUE_MARK = "follow_up_overdue"
 ERROR_MAX = 300
@@ -187,7 +200,7 @@ def queue_due() -> None:
     runs eagerly (the demo, unit tests), so the request that emitted the event never waits.
 
     One nudge per transaction, however many events it emitted (an import emits per chunk of rows):
-    the nudge's task fans out the due deliveries SWEEP_BATCH at a time and the sweep sends the rest.
+    the nudge's task fans out every due delivery (`sweep`), a background thread delivers them all.
     """
     conn = transaction.get_connection()
     # A nudge still registered goes whenever this transaction's events do: Django drops a callback
@@ -222,6 +235,7 @@ def _background_run() -> None:
 
 
 def due_ids(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -> list[int]:
+    """The oldest due deliveries (read only: `lease_due` is what the fan-out takes them with)."""
     now = now or timezone.now()
     return list(
         Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
@@ -230,13 +244,56 @@ def due_ids(*, now: datetime | None = None, limit: int = SWEEP_BATCH) -> list[in
     )
 
 
+def lease_due(
+    *, now: datetime | None = None, limit: int = SWEEP_BATCH, per_webhook: int = PER_WEBHOOK_BATCH
+) -> tuple[datetime, list[int]]:
+    """Take up to `limit` due deliveries, oldest first but at most `per_webhook` of any one
+    webhook, by moving their next_attempt_at to the returned lease time (now +
+    QUEUE_LEASE_SECONDS): no other fan-out takes them until the lease runs out, and the task
+    queued for each claims it with that lease (`attempt(pk, lease=…)`).
+
+    Portable (PostgreSQL, SQLite): one read of the candidates (a window per webhook), one
+    conditional UPDATE that takes only rows still due (a concurrent fan-out that took some first
+    keeps them: on PostgreSQL the UPDATE waits for its commit and re-checks), one read back of the
+    rows that carry this lease."""
+    now = now or timezone.now()
+    lease = now + timedelta(seconds=QUEUE_LEASE_SECONDS)
+    due = Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+    ranked = due.annotate(
+        rank=Window(RowNumber(), partition_by=[F("webhook_id")], order_by=[F("next_attempt_at"), F("pk")])
+    ).filter(rank__lte=per_webhook)
+    ids = list(ranked.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
+    if not ids:
+        return lease, []
+    with transaction.atomic():
+        if not due.filter(pk__in=ids).update(next_attempt_at=lease):
+            return lease, []
+        leased = set(
+            Delivery.objects.filter(
+                pk__in=ids, status=DeliveryStatus.PENDING, next_attempt_at=lease
+            ).values_list("pk", flat=True)
+        )
+    return lease, [pk for pk in ids if pk in leased]
+
+
+def release(ids: Sequence[int], lease: datetime, *, now: datetime | None = None) -> int:
+    """Give leased rows whose task could not be sent back to the sweep at once (due now)."""
+    return Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING, next_attempt_at=lease).update(
+        next_attempt_at=now or timezone.now()
+    )
+
+
 def deliver_due(*, now: datetime | None = None) -> int:
-    """Attempt every due delivery here and now (the embedded shape's background thread)."""
+    """Attempt every due delivery here and now (the embedded shape's background thread), batch
+    after batch until nothing is due. Returns the attempts made."""
     done = 0
-    for pk in due_ids(now=now):
-        if attempt(pk) is not None:
-            done += 1
-    return done
+    while True:
+        lease, ids = lease_due(now=now)
+        if not ids:
+            return done
+        for pk in ids:
+            if attempt(pk, lease=lease, now=now) is not None:
+                done += 1
 
 
 # --- Delivery -------------------------------------------------------------------------------------
@@ -253,17 +310,23 @@ def backoff_seconds(attempts: int) -> int:
     return int(min(base * 2 ** max(attempts - 1, 0), settings.WEBHOOKS_RETRY_MAX_SECONDS))
 
 
-def attempt(delivery_id: int, *, now: datetime | None = None) -> Delivery | None:
+def attempt(
+    delivery_id: int, *, now: datetime | None = None, lease: datetime | None = None
+) -> Delivery | None:
     """Try one due delivery once; None when it is not due (another attempt has it, or it is done).
+
+    With `lease` (the fan-out's, or a retry's scheduled time), the row is claimed only while its
+    next_attempt_at still equals it: a duplicate task, or one whose lease ran out and was renewed
+    by a later fan-out, finds another value and returns None.
 
     Success is any 2xx. A failure schedules the next try after `backoff_seconds`, up to
     WEBHOOKS_MAX_ATTEMPTS; then the delivery is "failed" (shown on the page, replayable). A URL
     the guard refuses fails at once: retrying will not make it public.
     """
     now = now or timezone.now()
-    claimed = Delivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
-    ).update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS), last_attempt_at=now)
+    mine = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
+    mine = mine.filter(next_attempt_at=lease) if lease is not None else mine.filter(next_attempt_at__lte=now)
+    claimed = mine.update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS), last_attempt_at=now)
     if not claimed:
         return None
     delivery = Delivery.objects.select_related("webhook").get(pk=delivery_id)
@@ -320,25 +383,37 @@ def attempt(delivery_id: int, *, now: datetime | None = None) -> Delivery | None
     )
     if retry_in is not None and not current_app.conf.task_always_eager:
         # Celery waits out the backoff; if this message is lost the sweep finds the row when due.
-        enqueue_now_later(delivery.pk, retry_in)
+        enqueue_now_later(delivery.pk, retry_in, lease=delivery.next_attempt_at)
     return delivery
 
 
-def enqueue_now_later(delivery_id: int, countdown: int) -> None:
+def enqueue_now_later(delivery_id: int, countdown: int, *, lease: datetime | None = None) -> None:
+    """The retry's task, `countdown` seconds from now, holding the row's scheduled time as its
+    lease (a fan-out that takes the row when it comes due makes this task a no-op, or the reverse)."""
+    args: tuple[Any, ...] = (delivery_id, lease.isoformat()) if lease is not None else (delivery_id,)
     try:  # by name: the tasks module imports this one
-        task_named("webhooks.tasks.deliver").apply_async((delivery_id,), countdown=countdown)
+        task_named("webhooks.tasks.deliver").apply_async(args, countdown=countdown)
     except Exception as exc:  # broker away: the sweep picks the row up when it is due
         logger.warning("Could not schedule the webhook retry (%s); the sweep will", type(exc).__name__)
 
 
-def sweep(*, now: datetime | None = None) -> int:
-    """Re-queue due deliveries whose nudge was lost (beat, every WEBHOOKS_SWEEP_SECONDS)."""
-    ids = due_ids(now=now)
+def sweep(*, now: datetime | None = None, limit: int = FANOUT_MAX) -> int:
+    """Queue one task per due delivery, leased (`lease_due`), batch after batch until nothing is
+    due: the nudge after a commit, and beat every WEBHOOKS_SWEEP_SECONDS for lost tasks and due
+    retries. After `limit` rows it queues itself again (behind the tasks it sent, so the queue
+    holds about one run's worth) and returns. Returns the tasks sent."""
     sent = 0
-    for pk in ids:
-        if not enqueue_now("webhooks.tasks.deliver", pk):
-            break  # broker away: the next sweep tries again
-        sent += 1
+    while sent < limit:
+        lease, ids = lease_due(now=now, limit=min(SWEEP_BATCH, limit - sent))
+        if not ids:
+            return sent
+        stamp = lease.isoformat()
+        for i, pk in enumerate(ids):
+            if not enqueue_now("webhooks.tasks.deliver", pk, stamp):
+                release(ids[i:], lease, now=now)  # broker away: due again for the next sweep
+                return sent
+            sent += 1
+    enqueue_now("webhooks.tasks.deliver_due")  # more may be due: carry on after these
     return sent
 
 
