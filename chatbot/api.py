@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +31,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from chatbot import realtime, services
+from chatbot import email_codes, realtime, services
 from chatbot.models import Conversation, Site
 
 # --- Throttles ------------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ class ChatThrottle(SimpleRateThrottle):
     def ident(self, request: Request, view: Any) -> str:
         return self.get_ident(request)
 
-    def get_cache_key(self, request: Request, view: Any) -> str:
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": self.ident(request, view)}
 
 
@@ -124,8 +125,65 @@ class ChatConversationHourThrottle(_PerConversation):
 ChatVisitorThrottle = ChatConversationThrottle  # its earlier name (now keyed by the issued token)
 
 
+class ChatCodeConversationThrottle(_PerConversation):
+    """One-time email codes asked for per conversation, per hour (chat_code_conversation)."""
+
+    scope = "chat_code_conversation"
+
+
+class ChatCodeIpThrottle(ChatThrottle):
+    """One-time email codes asked for per client IP, per hour (chat_code_ip)."""
+
+    scope = "chat_code_ip"
+
+
+class ChatCodeSiteThrottle(_PerSite):
+    """One-time email codes asked for per site, per hour (chat_code_site)."""
+
+    scope = "chat_code_site"
+
+
+class _PerEmail(ChatThrottle):
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        email = view.typed_email()
+        if not email:
+            return None  # no address, no code: the request is refused as bad input
+        return self.cache_format % {"scope": self.scope, "ident": "e" + email_codes.email_hash(email)[:32]}
+
+
+class ChatCodeEmailThrottle(_PerEmail):
+    """One-time email codes asked for per address, whatever the chat, IP or site, per hour
+    (chat_code_email): bounds the emails anyone can make a mailbox receive. Keyed by the address's
+    keyed hash, never the address."""
+
+    scope = "chat_code_email"
+
+
+class ChatCodeEmailDayThrottle(_PerEmail):
+    """The same per day (chat_code_email_day): with 5 tries per code, it bounds the guesses at one
+    address's codes to a few dozen a day out of a million codes, from any number of IPs."""
+
+    scope = "chat_code_email_day"
+
+
+class ChatCodeConfirmThrottle(_PerConversation):
+    """Tries at a one-time code per conversation, per hour (chat_code_confirm)."""
+
+    scope = "chat_code_confirm"
+
+
 EVERY_REQUEST = [ChatIpThrottle, ChatIpHourThrottle, ChatSiteThrottle, ChatSiteHourThrottle]
 WRITES = [*EVERY_REQUEST, ChatConversationThrottle, ChatConversationHourThrottle]
+# The address's own quota comes last: see EmailCodeBase.check_throttles.
+CODE_REQUESTS = [
+    *WRITES,
+    ChatCodeConversationThrottle,
+    ChatCodeIpThrottle,
+    ChatCodeSiteThrottle,
+    ChatCodeEmailThrottle,
+    ChatCodeEmailDayThrottle,
+]
+CODE_CONFIRMS = [*WRITES, ChatCodeConfirmThrottle]
 NEW_CONVERSATION = [
     *EVERY_REQUEST,
     ChatStartIpThrottle,
@@ -328,6 +386,25 @@ class IdentifyIn(serializers.Serializer):
     consent_version = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
 
 
+class EmailCodeIn(serializers.Serializer):
+    email = serializers.CharField(max_length=254, help_text="The address to send the code to.")
+
+
+class EmailCodeOut(serializers.Serializer):
+    detail = serializers.CharField(help_text="The same sentence whether or not we know the address.")
+    expires_in = serializers.IntegerField(help_text="Seconds the code works for.")
+
+
+class EmailCodeConfirmIn(serializers.Serializer):
+    email = serializers.CharField(max_length=254, help_text="The address the code was sent to.")
+    code = serializers.CharField(max_length=20, help_text="The 6 digits from the email.")
+
+
+class VerifiedOut(MessagesOut):
+    identified = serializers.BooleanField()
+    identity_verified = serializers.BooleanField()
+
+
 class FeedbackIn(serializers.Serializer):
     message_id = serializers.IntegerField()
     helpful = serializers.BooleanField()
@@ -459,7 +536,12 @@ class MessagesView(PublicChatView):
         except ValueError:
             raise DRFValidationError({"after": "Give a message id (a whole number)."}) from None
         messages = list(conversation.messages.filter(id__gt=after).select_related("agent")[:200])
-        return _messages_response(conversation, messages, identified=services.is_identified(conversation))
+        return _messages_response(
+            conversation,
+            messages,
+            identified=services.is_identified(conversation),
+            identity_verified=conversation.identity_verified,
+        )
 
     @extend_schema(
         request=MessageIn,
@@ -511,6 +593,73 @@ class IdentifyView(PublicChatView):
             conversation,
             list(conversation.messages.order_by("-id")[:1]),
             identified=services.is_identified(conversation),
+        )
+
+
+class EmailCodeBase(PublicChatView):
+    """The one-time email code endpoints: the address typed (for its limit) and limits in order."""
+
+    def typed_email(self) -> str:
+        data = self.request.data
+        value = data.get("email") if isinstance(data, Mapping) else None
+        return email_codes.normalise_email(value)[:254] if isinstance(value, str) else ""
+
+    def check_throttles(self, request: Request) -> None:
+        # Stop at the first limit reached: a request another limit refuses (an attacker's IP, chat
+        # or site quota) does not use up the address's own quota, so it cannot lock its owner out.
+        for throttle in self.get_throttles():
+            if not throttle.allow_request(request, self):
+                self.throttled(request, throttle.wait() or 0.0)
+
+
+class EmailCodeView(EmailCodeBase):
+    throttle_classes = CODE_REQUESTS
+
+    @extend_schema(
+        request=EmailCodeIn,
+        responses=EmailCodeOut,
+        parameters=[TOKEN_PARAMETER],
+        summary="Email me a one-time code to prove this address is mine",
+        description="The answer is the same whether or not any lead has the address. Limited per "
+        "conversation, address, client IP and site (429 with Retry-After).",
+        tags=["chat widget"],
+    )
+    def post(self, request: Request, key: str) -> Response:
+        data = self.valid(EmailCodeIn)
+        conversation = self.conversation()
+        try:
+            email_codes.request_code(conversation=conversation, email=data["email"])
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        seconds = int(email_codes.code_lifetime().total_seconds())
+        return Response({"detail": email_codes.request_answer(), "expires_in": seconds})
+
+
+class EmailCodeConfirmView(EmailCodeBase):
+    throttle_classes = CODE_CONFIRMS
+
+    @extend_schema(
+        request=EmailCodeConfirmIn,
+        responses=VerifiedOut,
+        parameters=[TOKEN_PARAMETER],
+        summary="Confirm the address with the code from the email",
+        description="On success the chat is verified and belongs to the lead with that address. "
+        "A code works once, for CHAT_EMAIL_CODE_MINUTES, and 5 wrong tries void it (400).",
+        tags=["chat widget"],
+    )
+    def post(self, request: Request, key: str) -> Response:
+        data = self.valid(EmailCodeConfirmIn)
+        conversation = self.conversation()
+        try:
+            email_codes.confirm_code(conversation=conversation, email=data["email"], code=data["code"])
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        conversation = services.conversation_by_token(site=self.site, token=self.chat_token) or conversation
+        return _messages_response(
+            conversation,
+            list(conversation.messages.order_by("-id")[:1]),
+            identified=services.is_identified(conversation),
+            identity_verified=conversation.identity_verified,
         )
 
 

@@ -266,6 +266,14 @@ class ConversationStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+class VerifiedBy(models.TextChoices):
+    """How a conversation's visitor proved who they are (Conversation.identity_verified)."""
+
+    NONE = "", "Not verified"
+    SIGNATURE = "signature", "Signed identity"  # the business's page signed the email (HMAC)
+    EMAIL_CODE = "email_code", "Email code"  # the visitor typed a one-time code sent to the address
+
+
 class Conversation(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="conversations")
     # No lead until the visitor writes, asks for a person or identifies: opening the widget is free.
@@ -288,6 +296,7 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="chats"
     )
     identity_verified = models.BooleanField(default=False)
+    verified_by = models.CharField(max_length=12, choices=VerifiedBy.choices, blank=True, default="")
     # The bot's small memory: "not sure" once → ask to rephrase; twice → offer a person.
     unsure_count = models.PositiveSmallIntegerField(default=0)
     negative_count = models.PositiveSmallIntegerField(default=0)
@@ -365,3 +374,28 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender}: {self.text[:50]}"
+
+
+class EmailCode(models.Model):
+    """A one-time code mailed to an address a chat visitor says is theirs (chatbot.email_codes).
+
+    Neither the code nor the address is stored: only keyed hashes (HMAC with a key derived from
+    SECRET_KEY). The code's hash also covers the conversation and the address, so a code is good
+    for that chat and that address only. Five wrong tries void it; it expires; it works once.
+    Expired rows are deleted by the chat-purge-empty task, and a person's erasure deletes theirs."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="email_codes")
+    email_hash = models.CharField(max_length=64)
+    code_hash = models.CharField(max_length=64)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Wrong codes typed so far.")
+    created_at = models.DateTimeField(default=utc_now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "email verification code"
+        indexes = [models.Index(fields=["conversation", "email_hash"], name="email_code_conversation_idx")]
+
+    def __str__(self) -> str:
+        return f"Email code {self.pk} of chat {self.conversation_id}"

@@ -6,10 +6,12 @@ views, the "live now" heartbeat, "did that help?" feedback, closing, proactive m
 purge of empty anonymous chats, and the transcripts' export and erasure for the privacy app.
 
 Trust: a visitor's only credentials are the conversation token the server issued and, on the
-business's own pages, an identity signed with the site's secret (`Site.verify_identity`). A
-visitor id is chosen by the browser and proves nothing; a typed email is a claim, never a login:
-it never merges into, changes or reveals an existing lead (a new lead marked
-`possible_duplicate_of` is made instead, for a salesperson to check and merge by hand).
+business's own pages, an identity signed with the site's secret (`Site.verify_identity`), or the
+one-time code mailed to an address (`chatbot.email_codes`, then `verify_email`). A visitor id is
+chosen by the browser and proves nothing; a typed email is a claim, never a login: it never
+merges into, changes or reveals an existing lead (a new lead marked `possible_duplicate_of` is
+made instead, for a salesperson to check and merge by hand, or merged by `verify_email` once the
+visitor typed the code sent to that address).
 
 Opening the widget creates a Conversation without a lead. The lead is made (or an anonymous one
 of the same visitor id reused) when the visitor writes, asks for a person or identifies; pages
@@ -44,16 +46,18 @@ from chatbot.faq import best_faq
 from chatbot.models import (
     Conversation,
     ConversationStatus,
+    EmailCode,
     Message,
     ProactiveMessage,
     SegmentFlow,
     Sender,
     Site,
+    VerifiedBy,
 )
 from chatbot.sentiment import sentiment_score
 from chatbot.signals import visitor_identified
 from leadcrm import services as crm
-from leadcrm.models import FollowUp, Lead, LeadSource, SegmentMembership
+from leadcrm.models import ConsentSource, FollowUp, Lead, LeadSource, SegmentMembership
 from leadcrm.permissions import is_salesperson
 from leadcrm.signals import chat_handed_off
 
@@ -69,13 +73,15 @@ TYPED_EMAIL_KEY = "chat_typed_email"  # Lead.custom key: an email typed in the c
 
 def erase_transcripts(*, lead_ids: Sequence[int]) -> int:
     """Remove the chat transcripts of these leads (set-based): every message and its text, the
-    conversations' pages, rating comments and visitor ids; closes them. Returns messages removed."""
+    conversations' pages, rating comments, visitor ids and email codes (hashes of the person's
+    address); closes them. Returns messages removed."""
     ids = [int(i) for i in lead_ids]
     if not ids:
         return 0
     with transaction.atomic():
         conversations = Conversation.objects.filter(lead_id__in=ids)
         _, per_model = Message.objects.filter(conversation__in=conversations).delete()
+        EmailCode.objects.filter(conversation__in=conversations).delete()
         now = timezone.now()
         conversations.update(
             current_url="",
@@ -312,6 +318,7 @@ def start_conversation(
         return earlier, False
 
     verified = site.verify_identity(identity_email, identity_signature)
+    verified_by: str = VerifiedBy.SIGNATURE if verified else VerifiedBy.NONE
     lead: Lead | None = None
     lead_created = False
     if verified:
@@ -338,13 +345,14 @@ def start_conversation(
     ):
         lead = earlier.lead
         lead_created = earlier.lead_created  # the same visitor keeps the same rights to that lead
-        verified = earlier.identity_verified
+        verified, verified_by = earlier.identity_verified, earlier.verified_by
     conversation = Conversation.objects.create(
         site=site,
         lead=lead,
         lead_created=lead_created,
         visitor_id=visitor_id,
         identity_verified=verified,
+        verified_by=verified_by,
         current_url=page_url[:500],
         current_title=page_title[:200],
         started_at=now,
@@ -692,6 +700,89 @@ def _update_chat_lead(lead: Lead, fields: dict[str, Any], now: datetime) -> Lead
     if "possible_duplicate_of_id" in fields:
         fields["possible_duplicate_of"] = Lead(pk=fields.pop("possible_duplicate_of_id"))
     return crm.update_lead(lead=lead, now=now, **fields)
+
+
+@transaction.atomic
+def verify_email(*, conversation: Conversation, email: str, now: datetime | None = None) -> Lead:
+    """The visitor typed the one-time code mailed to `email` (chatbot.email_codes): they read that
+    mailbox, which proves the address as the business's signature does. The chat now belongs to
+    the lead with that email and is identity_verified (VerifiedBy.EMAIL_CODE); with no such lead,
+    the chat's own lead gets the email. A lead this chat made without an email of its own (a
+    possible duplicate, or an anonymous lead) is merged into the known lead, so no orphan is left.
+    Call it only after the code was checked."""
+    now = now or timezone.now()
+    email = email.strip().lower()
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("lead", "site")
+        .get(pk=conversation.pk)
+    )
+    lead_before = conversation.lead_id
+    own = conversation.lead if conversation.lead_created else None
+    known = Lead.objects.filter(email__iexact=email).first()
+    if known is not None:
+        if own is not None and own.pk != known.pk and own.email is None:
+            _merge_into_verified(own, known, now)
+        if conversation.lead_id is None:  # pages seen before there was a lead: on the known one
+            _record_pages(known, list((conversation.pending or {}).get("pages") or []), now)
+            conversation.pending = {}
+        if conversation.lead_id != known.pk:
+            conversation.lead, conversation.lead_created = known, False
+        lead = known
+    else:
+        if conversation.lead_id is not None and own is None:
+            # Linked some other way (not this visitor's to edit): the address goes on a lead of their own.
+            Conversation.objects.filter(pk=conversation.pk).update(lead=None, visitor_id="")
+            conversation.lead, conversation.visitor_id = None, ""
+        lead = _ensure_lead(conversation, now)  # sends visitor_identified if it makes the lead
+        custom = dict(lead.custom or {})
+        changes: dict[str, Any] = {"email": email, "possible_duplicate_of": None}
+        if custom.pop(TYPED_EMAIL_KEY, None) is not None:
+            changes["custom"] = custom
+        if lead.email != email or lead.possible_duplicate_of_id is not None or "custom" in changes:
+            lead = crm.update_lead(lead=lead, now=now, **changes)
+        lead_before = conversation.lead_id
+    conversation.identity_verified = True
+    conversation.verified_by = VerifiedBy.EMAIL_CODE
+    conversation.save(
+        update_fields=["lead", "lead_created", "visitor_id", "pending", "identity_verified", "verified_by"]
+    )
+    if conversation.lead_id != lead_before:
+        _lead_known(conversation)
+    message = _bot_message(conversation, "Thanks! Your email address is confirmed.", now)
+    realtime.broadcast_messages(conversation, [message])
+    realtime.broadcast_status(conversation, event="verified")
+    _touch_live(lead.pk, now)
+    return lead
+
+
+def _merge_into_verified(own: Lead, known: Lead, now: datetime) -> None:
+    """This chat's own lead is the verified person: as with a signed identity, what they typed
+    fills the known lead's blanks and the consents they gave in the chat are recorded on it (unless
+    it has a newer answer); then its chats move over and it is merged (interactions, follow-ups)."""
+    fields: dict[str, Any] = {}
+    if own.first_name and not known.first_name:
+        fields.update(first_name=own.first_name, last_name=own.last_name)
+    if own.phone and not known.phone:
+        fields["phone"] = own.phone
+    if fields:
+        crm.update_lead(lead=known, now=now, **fields)
+    for consent in own.consents.filter(granted=True, source=ConsentSource.WIDGET).order_by(
+        "recorded_at", "id"
+    ):
+        if not known.consents.filter(purpose=consent.purpose, recorded_at__gte=consent.recorded_at).exists():
+            crm.record_consent(
+                lead=known,
+                purpose=consent.purpose,
+                granted=True,
+                source=ConsentSource.WIDGET,
+                text=consent.text,
+                text_version=consent.text_version,
+                now=consent.recorded_at,
+            )
+    # Chats first, so deleting the merged lead does not take them with it.
+    Conversation.objects.filter(lead=own).update(lead=known, lead_created=False)
+    crm.merge_same_person(duplicate=own, into=known)
 
 
 @transaction.atomic

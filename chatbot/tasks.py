@@ -1,4 +1,5 @@
-"""Periodic work of the website chat (Celery beat: `chat-purge-empty`, see config/settings.py)."""
+"""Tasks of the website chat: the periodic purge (Celery beat: `chat-purge-empty`, see
+config/settings.py) and mailing one-time email codes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,19 @@ from django.db import OperationalError
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def purge_empty_chats() -> tuple[int, int]:
     """Delete empty anonymous chats older than CHAT_PURGE_EMPTY_AFTER_HOURS and the leads they
-    made. Safe to run twice or late: it deletes by what the database holds now."""
+    made, and email codes past their expiry. Safe to run twice or late: it deletes by what the
+    database holds now. Returns (conversations, leads) deleted."""
+    from chatbot.email_codes import purge_expired
     from chatbot.services import purge_empty_conversations
 
+    purge_expired()
     return purge_empty_conversations(older_than=timedelta(hours=settings.CHAT_PURGE_EMPTY_AFTER_HOURS))
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def send_email_code(code_id: int, envelope: str) -> bool:
+    """Mail a one-time code (queued after commit by chatbot.email_codes.request_code). `envelope`
+    is the encrypted address and code; nothing is sent once the code was replaced, used or expired."""
+    from chatbot.email_codes import deliver
+
+    return deliver(code_id, envelope)

@@ -2,6 +2,7 @@
  * <script src="https://crm.example.com/static/chatbot/widget.js" data-site="KEY" async></script>
  * Optional identity (signed by your server): data-user-email, data-user-name, data-user-hash
  * (hex HMAC-SHA256 of the lower-cased email with the site's identity secret).
+ * Without it a visitor can verify their email in the chat with a one-time code we email them.
  * Everything the visitor or an agent writes is rendered with textContent, never as HTML.
  * Styles: widget.css beside this file (no inline styles: works under a strict CSP).
  * The conversation token travels in the X-Chat-Token header and the socket's first frame, never
@@ -35,6 +36,7 @@
   var token = get("token");
   var prev = get("prev"); // the last, closed conversation's token: the server links its lead
   var known = false; // the server says the visitor is identified (may see / erase their data)
+  var verified = false; // signed identity or email code: no need to offer "Verify my email"
   var lastId = 0; // a reload renders the whole open conversation again
   var outbox = get("outbox", []);
   var trail = get("trail", []);
@@ -103,6 +105,8 @@
     el("button", { type: "submit", "class": "s", text: "Send" })
   ]);
   var idForm = buildIdentify();
+  var verifyForm = buildVerify();
+  var verifyBtn = el("button", { type: "button", "class": "k", text: "Verify my email", onclick: function () { ensure().then(function () { openVerify(""); }); } });
   var mine = buildMine();
   var rateForm = buildRating();
   var panel = el("div", { "class": "p", role: "dialog", "aria-label": "Chat", hidden: "" }, [
@@ -112,9 +116,10 @@
       el("button", { type: "button", text: "End chat", onclick: function () { show(rateForm); } }),
       el("button", { type: "button", "aria-label": "Minimise chat", text: "–", onclick: function () { toggle(false); } })
     ]),
-    log, actionsBox, idForm, rateForm, composer,
+    log, actionsBox, idForm, verifyForm, rateForm, composer,
     el("div", { "class": "a pad8" }, [
-      el("button", { type: "button", "class": "k", text: "Leave my contact details", onclick: function () { consentLine(); ensure().then(function () { show(idForm); }); } })
+      el("button", { type: "button", "class": "k", text: "Leave my contact details", onclick: function () { consentLine(); ensure().then(function () { show(idForm); }); } }),
+      verifyBtn
     ]),
     mine
   ]);
@@ -135,7 +140,7 @@
   brand(cfg.brand_color);
 
   function show(form) {
-    [idForm, rateForm].forEach(function (f) { f.hidden = f !== form; });
+    [idForm, verifyForm, rateForm].forEach(function (f) { f.hidden = f !== form; });
     composer.hidden = !!form;
     var first = form && form.querySelector("input,textarea");
     if (first) first.focus();
@@ -167,9 +172,65 @@
       };
       call("POST", conv("identify/"), d).then(function (r) {
         show(null); render(r.messages); setKnown(r.identified);
+        if (d.email && !verified) offerVerify(d.email); // offer to prove it: a code by email
       }).catch(function (err) { f.querySelector("[role=alert]").textContent = err.message; });
     });
     return f;
+  }
+
+  // "Verify it's you": a one-time code mailed to the address, typed here. The address stays in
+  // this form only (not stored, never in a URL).
+  function buildVerify() {
+    var info = el("p", { "class": "x m0", role: "status", "aria-live": "polite" });
+    var err = el("p", { "class": "x m0 err", role: "alert" });
+    var codeBox = el("div", { hidden: "" }, [
+      el("label", { "for": "lcw-vc", text: "6-digit code from the email" }),
+      el("input", { id: "lcw-vc", name: "code", type: "text", inputmode: "numeric", autocomplete: "one-time-code", maxlength: "7" })
+    ]);
+    var ask = el("button", { type: "button", text: "Send me a code", onclick: request });
+    var ok = el("button", { type: "submit", "class": "s", text: "Confirm", hidden: "" });
+    var f = el("form", { hidden: "", "aria-label": "Verify your email" }, [
+      el("p", { "class": "m0", text: "Verify it's you to see your past conversations with us: we email you a code." }),
+      el("label", { "for": "lcw-ve", text: "Your email" }), el("input", { id: "lcw-ve", name: "email", type: "email", autocomplete: "email" }),
+      codeBox, info, err,
+      el("div", { "class": "a" }, [ask, ok, el("button", { type: "button", text: "Cancel", onclick: function () { show(null); } })])
+    ]);
+    function fail(e, what) { err.textContent = e.status === 429 ? "Too many " + what + ". Please try again later." : e.message; }
+    function request() {
+      info.textContent = err.textContent = "";
+      call("POST", conv("email-code/"), { email: f.elements.email.value }).then(function (r) {
+        info.textContent = r.detail; codeBox.hidden = ok.hidden = false; ask.textContent = "Send a new code";
+        f.elements.code.value = ""; f.elements.code.focus();
+      }).catch(function (e) { fail(e, "codes were asked for"); });
+    }
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (codeBox.hidden) return request();
+      err.textContent = "";
+      call("POST", conv("email-code/confirm/"), { email: f.elements.email.value, code: f.elements.code.value }).then(function (r) {
+        show(null); render(r.messages); setKnown(r.identified); setVerified(r.identity_verified);
+      }).catch(function (e) { fail(e, "tries"); });
+    });
+    f._reset = function (email) {
+      f.elements.email.value = email; f.elements.code.value = "";
+      info.textContent = err.textContent = ""; codeBox.hidden = ok.hidden = true; ask.textContent = "Send me a code";
+    };
+    f._request = request;
+    return f;
+  }
+  function openVerify(email, send) {
+    verifyForm._reset(email || "");
+    show(verifyForm);
+    if (send) verifyForm._request();
+  }
+  function offerVerify(email) {
+    var b = el("button", { type: "button", text: "Verify it's me: email me a code", onclick: function () { actionsBox.textContent = ""; openVerify(email, true); } });
+    actionsBox.appendChild(b);
+    b.focus();
+  }
+  function setVerified(v) {
+    if (v === undefined) return;
+    verified = !!v; verifyBtn.hidden = verified;
   }
 
   function consentLine() {
@@ -353,7 +414,7 @@
       identity_email: d.userEmail || "", identity_name: d.userName || "", identity_signature: d.userHash || ""
     }, prev).then(function (r) {
       token = r.token; vid = r.visitor_id; put("token", token); put("vid", vid);
-      render(r.messages); setStatus(r.status); setKnown(r.identified); connect();
+      render(r.messages); setStatus(r.status); setKnown(r.identified); setVerified(r.identity_verified); connect();
     }).finally(function () { starting = null; });
     return starting;
   }
@@ -378,7 +439,7 @@
   }
   function resync() {
     if (!token) return;
-    call("GET", conv("messages/?after=" + lastId)).then(function (r) { render(r.messages); setStatus(r.status); setKnown(r.identified); }).catch(function (err) {
+    call("GET", conv("messages/?after=" + lastId)).then(function (r) { render(r.messages); setStatus(r.status); setKnown(r.identified); setVerified(r.identity_verified); }).catch(function (err) {
       if (err.status === 404) { token = null; put("token", null); }
     });
   }
