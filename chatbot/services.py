@@ -342,6 +342,8 @@ def start_conversation(
         earlier is not None
         and earlier.lead_id is not None
         and (earlier.lead_created or earlier.identity_verified)
+        and earlier.lead is not None
+        and earlier.lead.erased_at is None  # an erased person's old token carries nothing over
     ):
         lead = earlier.lead
         lead_created = earlier.lead_created  # the same visitor keeps the same rights to that lead

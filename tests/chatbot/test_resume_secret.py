@@ -156,3 +156,17 @@ def test_public_chat_view_offers_the_conversation_to_subclasses() -> None:
     assert callable(api.PublicChatView.conversation)
     assert api.TOKEN_HEADER == "X-Chat-Token"
     assert Conversation._meta.get_field("token").unique
+
+
+@pytest.mark.django_db
+def test_an_erased_persons_old_token_starts_a_chat_without_their_lead(client, site) -> None:
+    from privacy.services import erase_person
+
+    first = post(client, site, "conversations/", {}).json()
+    post(client, site, "conversation/messages/", {"text": "Call me on 0123"}, first["token"])
+    erased = Conversation.objects.get(site=site).lead
+    erase_person(lead=erased, by=None)
+    again = post(client, site, "conversations/", {}, first["token"]).json()
+    assert again["resumed"] is False
+    newest = Conversation.objects.filter(site=site).order_by("-id").first()
+    assert newest.lead_id != erased.pk  # was: the new chat went on the erased lead
