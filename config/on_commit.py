@@ -67,9 +67,10 @@ def _named_enqueue(task_name: str, args: tuple[Any, ...]) -> Callable[[], None]:
     return enqueue
 
 
-def enqueue_once_on_commit(task_name: str, *, key: str, seconds: float) -> None:
+def enqueue_once_on_commit(task_name: str, *, key: str, seconds: float, countdown: float = 0.0) -> None:
     """After commit, send `task_name` unless one is already on its way: a cache key (`key`, for
-    `seconds`) coalesces the nudges of many transactions into one task. The task must call
+    `seconds`) coalesces the nudges of many transactions into one task, which a worker starts
+    `countdown` seconds later (the commits of that window share it). The task must call
     `nudge_received(key)` before it reads the database, so that a transaction committing after
     that read sends a fresh nudge. A cache that fails sends the nudge anyway (the task is
     idempotent); a lost nudge is caught up by the task's periodic sweep."""
@@ -80,8 +81,16 @@ def enqueue_once_on_commit(task_name: str, *, key: str, seconds: float) -> None:
             first = cache.add(key, 1, timeout=seconds)
         except Exception:  # the cache (Redis) is away: better one task too many than none
             first = True
-        if first:
-            _named_enqueue(task_name, ())()
+        if not first:
+            return
+        sender = publisher()
+        if countdown and not app.conf.task_always_eager and not sender.in_background:
+            try:
+                task_named(task_name).apply_async(countdown=countdown)
+                return
+            except Exception as exc:  # the broker failed: the publisher's outage handling takes over
+                sender._failed(exc)
+        _named_enqueue(task_name, ())()
 
     enqueue_once.__qualname__ = f"enqueue once {task_name}"
     transaction.on_commit(enqueue_once, robust=True)

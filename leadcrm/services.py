@@ -1526,7 +1526,8 @@ def record_interactions_bulk(*, events: Sequence[BulkEvent], now: datetime | Non
             RecordedActivity.objects.create(
                 touched=[[lead_id, at.isoformat()] for lead_id, at in sorted(latest.items())], created_at=now
             )
-            enqueue_once_on_commit(APPLY_ACTIVITY_TASK, key=APPLY_ACTIVITY_NUDGE, seconds=10)
+            # A worker applies the batches of the next half second together.
+            enqueue_once_on_commit(APPLY_ACTIVITY_TASK, key=APPLY_ACTIVITY_NUDGE, seconds=10, countdown=0.5)
     result.duplicates.sort()
     return result
 

@@ -43,6 +43,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RESCORE_LEAD_TASK = "scoring.tasks.rescore_lead"
+RESCORE_LEADS_TASK = "scoring.tasks.rescore_leads_task"
+RESCORE_CHUNK = 1000  # leads per set-based rescore task
 CHUNK_SIZE = 100_000  # leads per chunk of a full recompute: a few big chunks, not one task per lead
 SWEEP_AFTER_S = 5.0  # a rescore request older than this had its task lost (broker away)
 SWEEP_LIMIT = 50_000
@@ -54,8 +56,10 @@ def request_rescore(lead_id: int | Iterable[int]) -> None:
     Given many ids (a batch of events, an import), it marks them all in two statements and
     queues a task only for the leads that had no rescore pending."""
     if not isinstance(lead_id, int):
-        for fresh_id in store.mark_rescores_requested(list(lead_id), now=timezone.now()):
-            enqueue_on_commit(RESCORE_LEAD_TASK, fresh_id)
+        fresh = store.mark_rescores_requested(list(lead_id), now=timezone.now())
+        # One set-based task per RESCORE_CHUNK leads, not one task per lead.
+        for start in range(0, len(fresh), RESCORE_CHUNK):
+            enqueue_on_commit(RESCORE_LEADS_TASK, fresh[start : start + RESCORE_CHUNK])
         return
     if store.mark_rescore_requested(lead_id, now=timezone.now()):
         # First change since the last score: one task. If Redis is down the commit still
@@ -86,6 +90,21 @@ def score_rows(
 ) -> store.ScoreRows:
     """Compute (no writes) everything stored for these leads."""
     return _with_predictions(engine.score_batch(ids, specs, bands, now=now), now=now)
+
+
+def rescore_requested(lead_ids: Sequence[int]) -> list[int]:
+    """Rescore those of these leads that still have a rescore request, in one bulk pass, and clear
+    each request that did not move meanwhile. Returns the leads whose request moved (a change
+    arrived while we computed): they need another pass."""
+    requested = dict(
+        Lead.objects.filter(pk__in=list(lead_ids), rescore_requested_at__isnull=False).values_list(
+            "pk", "rescore_requested_at"
+        )
+    )
+    if not requested:
+        return []
+    rescore_leads(sorted(requested))
+    return store.clear_unchanged_rescore_requests(requested)
 
 
 def rescore_leads(lead_ids: Sequence[int], *, now: datetime | None = None) -> int:

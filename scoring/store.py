@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -407,6 +407,31 @@ def clear_rescore_request(lead_id: int, *, requested_at: datetime) -> bool:
     return bool(
         Lead.objects.filter(pk=lead_id, rescore_requested_at=requested_at).update(rescore_requested_at=None)
     )
+
+
+def clear_unchanged_rescore_requests(requested: Mapping[int, datetime]) -> list[int]:
+    """Clear each lead's request if it still is the one read before scoring (one statement per
+    1,000 leads); returns the leads whose request moved meanwhile, sorted."""
+    table = connection.ops.quote_name(Lead._meta.db_table)
+    column = connection.ops.quote_name(Lead._meta.get_field("rescore_requested_at").column)
+    pk = connection.ops.quote_name(Lead._meta.pk.column)
+    row = "(%s::bigint, %s::timestamptz)" if connection.vendor == "postgresql" else "(%s, %s)"
+    adapt = connection.ops.adapt_datetimefield_value
+    items = sorted(requested.items())
+    cleared: set[int] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(items), 1000):
+            chunk = items[start : start + 1000]
+            params: list[Any] = []
+            for lead_id, at in chunk:
+                params += [lead_id, adapt(at)]
+            cursor.execute(
+                f"UPDATE {table} SET {column} = NULL FROM (VALUES {', '.join([row] * len(chunk))}) AS v "
+                f"WHERE {table}.{pk} = v.column1 AND {table}.{column} = v.column2 RETURNING {table}.{pk}",
+                params,
+            )
+            cleared.update(r[0] for r in cursor.fetchall())
+    return [lead_id for lead_id, _ in items if lead_id not in cleared]
 
 
 def clear_rescore_requests(lead_ids: Sequence[int], *, before: datetime) -> None:

@@ -22,6 +22,18 @@ def rescore_lead(lead_id: int) -> None:
         rescore_lead.delay(lead_id)
 
 
+REQUEUE_AFTER_S = 1.0  # a lead that keeps getting events is rescored about once a second, not nonstop
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def rescore_leads_task(lead_ids: list[int]) -> None:
+    """Rescore many leads in one set-based pass (a batch of events touched them). Safe to run
+    twice, late, or after a crash; leads whose request moved while we computed go again."""
+    again = services.rescore_requested(lead_ids)
+    if again:
+        rescore_leads_task.apply_async((again,), countdown=REQUEUE_AFTER_S)
+
+
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def recompute_all_task(run_id: int) -> None:
     """Run a queued full recompute; a second delivery of the same run does nothing."""

@@ -176,8 +176,8 @@ def test_refresh_decay_task_moves_windowed_points(django_capture_on_commit_callb
 
 
 def test_request_rescore_for_many_leads_marks_all_and_queues_only_the_new(monkeypatch) -> None:
-    """The set-based path (batches of events, imports): two statements, one task per lead that
-    had no rescore pending; a lead already waiting is only told to look again."""
+    """The set-based path (batches of events, imports): one statement, one set-based task for the
+    leads that had no rescore pending; a lead already waiting is only told to look again."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -186,7 +186,13 @@ def test_request_rescore_for_many_leads_marks_all_and_queues_only_the_new(monkey
     from tests.factories import make_lead
 
     queued: list[int] = []
-    monkeypatch.setattr(scoring_services, "enqueue_on_commit", lambda name, lead_id: queued.append(lead_id))
+    names: list[str] = []
+
+    def enqueue(name, lead_ids):
+        names.append(name)
+        queued.extend(lead_ids)
+
+    monkeypatch.setattr(scoring_services, "enqueue_on_commit", enqueue)
     waiting, fresh_a, fresh_b = make_lead(), make_lead(), make_lead()
     earlier = timezone.now() - timedelta(minutes=5)
     Lead.objects.filter(pk__in=[waiting.pk, fresh_a.pk, fresh_b.pk]).update(rescore_requested_at=None)
@@ -195,6 +201,7 @@ def test_request_rescore_for_many_leads_marks_all_and_queues_only_the_new(monkey
     scoring_services.request_rescore([fresh_b.pk, waiting.pk, fresh_a.pk, fresh_a.pk])
 
     assert sorted(queued) == sorted([fresh_a.pk, fresh_b.pk])
+    assert names == [scoring_services.RESCORE_LEADS_TASK]  # one task for both, not one per lead
     marks = dict(
         Lead.objects.filter(pk__in=[waiting.pk, fresh_a.pk, fresh_b.pk]).values_list(
             "pk", "rescore_requested_at"
@@ -203,3 +210,32 @@ def test_request_rescore_for_many_leads_marks_all_and_queues_only_the_new(monkey
     assert all(mark is not None for mark in marks.values())
     assert marks[waiting.pk] > earlier  # the queued task will look again
     scoring_services.request_rescore([])  # nothing to do, no query error
+
+
+def test_the_set_based_task_scores_clears_and_goes_again_only_for_moved_requests(monkeypatch) -> None:
+    make_rule(points=5)
+    calm, busy, done = make_lead(), make_lead(), make_lead()
+    for lead in (calm, busy, done):
+        make_interaction(lead=lead, kind="page_view")
+    Lead.objects.filter(pk__in=[calm.pk, busy.pk]).update(rescore_requested_at=timezone.now(), scored_at=None)
+    Lead.objects.filter(pk=done.pk).update(rescore_requested_at=None, scored_at=None)
+    real = services.rescore_leads
+
+    def events_arrive_meanwhile(ids, **kwargs):
+        changed = real(ids, **kwargs)
+        Lead.objects.filter(pk=busy.pk).update(rescore_requested_at=timezone.now() + timedelta(seconds=1))
+        return changed
+
+    monkeypatch.setattr(services, "rescore_leads", events_arrive_meanwhile)
+    again: list = []
+    monkeypatch.setattr(tasks.rescore_leads_task, "apply_async", lambda args, countdown: again.append(args))
+    tasks.rescore_leads_task([calm.pk, busy.pk, done.pk])
+    calm.refresh_from_db()
+    busy.refresh_from_db()
+    done.refresh_from_db()
+    assert calm.scored_at is not None
+    assert calm.rescore_requested_at is None
+    assert busy.scored_at is not None
+    assert busy.rescore_requested_at is not None
+    assert done.scored_at is None  # no request: not scored again
+    assert again == [([busy.pk],)]
