@@ -96,11 +96,13 @@ def rescore_requested(lead_ids: Sequence[int]) -> list[int]:
     """Rescore those of these leads that still have a rescore request, in one bulk pass, and clear
     each request that did not move meanwhile. Returns the leads whose request moved (a change
     arrived while we computed): they need another pass."""
-    requested = dict(
-        Lead.objects.filter(pk__in=list(lead_ids), rescore_requested_at__isnull=False).values_list(
-            "pk", "rescore_requested_at"
-        )
-    )
+    requested: dict[int, datetime] = {
+        pk: at
+        for pk, at in Lead.objects.filter(
+            pk__in=list(lead_ids), rescore_requested_at__isnull=False
+        ).values_list("pk", "rescore_requested_at")
+        if at is not None
+    }
     if not requested:
         return []
     rescore_leads(sorted(requested))

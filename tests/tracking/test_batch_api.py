@@ -151,7 +151,10 @@ def test_touched_leads_get_their_last_activity_and_one_rescore_request(
     with django_capture_on_commit_callbacks(execute=True):
         batch(
             client,
-            [ev(lead, 1, occurred_at="2026-01-05T10:00:00Z"), ev(lead, 2, occurred_at="2026-01-07T10:00:00Z")],
+            [
+                ev(lead, 1, occurred_at="2026-01-05T10:00:00Z"),
+                ev(lead, 2, occurred_at="2026-01-07T10:00:00Z"),
+            ],
         )
     lead.refresh_from_db()
     untouched.refresh_from_db()
