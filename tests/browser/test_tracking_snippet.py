@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connections
+from playwright.sync_api import Error as PlaywrightError
 
 from chatbot import api as chat_api
 from chatbot import faq
@@ -24,6 +25,23 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ALWAYS_OPEN = {day: [["00:00", "00:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'"
+
+
+def wait_for_snippet(page, timeout: float = 10.0) -> None:
+    """The snippet loaded on this page. Polled from Python: Playwright's polling wait_for_function
+    evaluates its predicate with `new Function`, which a CSP without 'unsafe-eval' refuses whenever
+    the first check is not already true (e.g. the page after a form's navigation)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if page.evaluate(
+                "typeof window.leadcrm === 'object' && typeof window.leadcrm.track === 'function'"
+            ):
+                return
+        except PlaywrightError:  # the page is navigating: its context went away
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the tracking snippet did not load")
 
 
 @pytest.fixture
@@ -76,9 +94,7 @@ def test_page_views_before_the_chat_appear_on_the_leads_timeline(browser, server
     violations: list[str] = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(f"{server}/chat/demo/site/")
-    page.wait_for_function(
-        "typeof window.leadcrm === 'object' && typeof window.leadcrm.track === 'function'", polling=100
-    )
+    wait_for_snippet(page)
     page.wait_for_timeout(500)
     assert TrackedEvent.objects.count() == 0  # after-consent mode: nothing before the visitor agrees
 
@@ -155,9 +171,7 @@ def test_do_not_track_sends_nothing_at_all(browser, server) -> None:
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.url) if "/api/v1/track/" in r.url else None)
     page.goto(f"{server}/chat/demo/site/")
-    page.wait_for_function(
-        "typeof window.leadcrm === 'object' && typeof window.leadcrm.track === 'function'", polling=100
-    )
+    wait_for_snippet(page)
     page.evaluate("window.leadcrm.consent(true); window.leadcrm.track('signup')")
     page.wait_for_timeout(800)
     assert sent == []
@@ -189,18 +203,14 @@ def test_snippet_works_on_a_strict_csp_page_with_downloads_forms_and_custom_even
     )
     page.route(f"{server}/files/**", lambda route: route.fulfill(status=200, body=b"%PDF-1.4"))
     page.goto(f"{server}/strict-shop/?utm_source=newsletter")
-    page.wait_for_function(
-        "typeof window.leadcrm === 'object' && typeof window.leadcrm.track === 'function'", polling=100
-    )
+    wait_for_snippet(page)
     wait_until(lambda: TrackedEvent.objects.filter(type=1).exists())
     page.evaluate("window.leadcrm.track('signup', {plan: 'pro'})")
     wait_until(lambda: TrackedEvent.objects.filter(type=4).exists())
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_role("button", name="Subscribe").click()
     wait_until(lambda: TrackedEvent.objects.filter(type=2).exists())
-    page.wait_for_function(
-        "typeof window.leadcrm === 'object' && typeof window.leadcrm.track === 'function'", polling=100
-    )
+    wait_for_snippet(page)
     page.get_by_role("link", name="Menu (PDF)").click()  # opens the PDF: the beacon goes as the page unloads
     wait_until(lambda: TrackedEvent.objects.filter(type=3).exists())
     view = TrackedEvent.objects.filter(type=1).order_by("id").first()
