@@ -1379,9 +1379,9 @@ def _update_existing(
 
 
 # --- Bulk events (tracking: the batch events API and the website snippet) ---------------------
-# Set-based: one read of the leads, one INSERT … ON CONFLICT DO NOTHING RETURNING for up to
-# MAX_BULK_EVENTS rows, one UPDATE of the leads' last activity, then one rescore request per
-# touched lead (scoring.services offers only the per-lead request: 1–2 small UPDATEs each).
+# Set-based: one read of the leads, one INSERT … ON CONFLICT DO NOTHING for up to MAX_BULK_EVENTS
+# rows and one outbox row (RecordedActivity); apply_recorded_activity then moves the leads' last
+# activity and requests their rescore for many batches at once.
 
 MAX_BULK_EVENTS = 1000
 _KIND_VALUES = frozenset(InteractionKind.values)
@@ -1431,20 +1431,14 @@ def _flat_and_clean(payload: dict) -> bool:
     return True
 
 
-def bulk_event_problem(
-    *, kind: int, occurred_at: datetime, client_event_id: str, payload: Any, now: datetime
-) -> str | None:
-    """Why record_interactions_bulk would refuse this event (None: it would not), in a sentence."""
-    return _event_problem(kind, occurred_at, client_event_id, payload, now + FUTURE_SLACK)
-
-
 FUTURE_SLACK = timedelta(minutes=5)  # clocks differ: "now" on the sender may be a little ahead
 
 
 def _event_problem(
     kind: int, occurred_at: datetime, client_event_id: Any, payload: Any, latest: datetime
 ) -> str | None:
-    # Positional and without per-call imports: it runs once per event of every batch.
+    """Why record_interactions_bulk refuses this event (None: it does not), in a sentence.
+    Positional and without per-call imports: it runs once per event of every batch."""
     if kind not in _KIND_VALUES:
         return f"Unknown interaction kind {kind!r}."
     if not isinstance(client_event_id, str) or not 0 < len(client_event_id) <= MAX_EVENT_ID_CHARS:

@@ -76,3 +76,32 @@ def test_a_paused_broker_never_holds_up_the_request(own_redis: OwnRedis, client)
     with celery_broker(own_redis.url), transaction.atomic():
         enqueue_on_commit("scoring.tasks.rescore_lead", lead.pk)
     assert redis.Redis.from_url(own_redis.url).llen("celery") >= 1
+
+
+def test_batches_while_the_broker_is_down_keep_their_events_and_outbox(caplog) -> None:
+    """The outbox nudge (enqueue_once_on_commit, with a countdown) fails like any nudge: the events
+    and the outbox row stand, and the beat run of the task applies them once a worker is back."""
+    from datetime import UTC, datetime
+
+    from django.core.cache import cache
+
+    from leadcrm import services
+    from leadcrm.models import RecordedActivity
+    from leadcrm.services import BulkEvent, apply_recorded_activity, record_interactions_bulk
+
+    lead = make_lead()
+    at = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    cache.delete(services.APPLY_ACTIVITY_NUDGE)
+    with caplog.at_level(logging.WARNING), celery_broker(dead_url()):
+        for n in range(3):
+            record_interactions_bulk(
+                events=[
+                    BulkEvent(lead_id=lead.pk, kind=1, occurred_at=at, client_event_id=f"e{n}", payload={})
+                ]
+            )
+        assert publisher().wait_idle(timeout=15)
+    assert Interaction.objects.filter(lead=lead).count() == 3
+    assert RecordedActivity.objects.count() == 3
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert apply_recorded_activity() == (1, False)  # what beat's run does once a worker is back
+    cache.delete(services.APPLY_ACTIVITY_NUDGE)
