@@ -1,4 +1,8 @@
-"""Playwright against Debian's Chromium (no browser download), logged in through the real login page."""
+"""Playwright against Debian's Chromium (no browser download), logged in through the real login page.
+
+Every browser test runs twice, with DEBUG off and on: the demo (`make demo`) runs with DEBUG, and
+what the pages do on an error differs between the two (error pages, django-htmx's debug helper).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["debug-off", "debug-on"])
+def debug_mode(request: pytest.FixtureRequest, settings) -> bool:
+    """DEBUG for the live server of this test (it runs in this process, so the setting reaches it)."""
+    settings.DEBUG = request.param
+    return bool(request.param)
 
 
 @pytest.fixture(scope="session")
