@@ -608,3 +608,46 @@ class RecordedActivity(models.Model):
 
     def __str__(self) -> str:
         return f"Activity of {len(self.touched)} leads recorded at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+def validate_zone(value: str) -> None:
+    if value:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(f"{value!r} is not a time zone name, e.g. Europe/Paris.") from None
+
+
+class StaffProfile(models.Model):
+    """A salesperson's or manager's own settings: on duty for live chats, their time zone, alerts.
+
+    Routing (`leadcrm.routing`) reads `on_duty` and `last_routed_at`; a user without a profile row
+    is off duty and reads times in the browser's zone.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"
+    )
+    on_duty = models.BooleanField(default=False, help_text="Takes live chats and callbacks now.")
+    on_duty_changed_at = models.DateTimeField(null=True, blank=True)
+    last_routed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a chat or promise was last routed to them (round robin)."
+    )
+    timezone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_zone],
+        help_text="Times are shown in this zone. Blank: the browser's zone.",
+    )
+    alert_sound = models.BooleanField(default=False, help_text="Play a sound when a visitor is waiting.")
+    alert_desktop = models.BooleanField(
+        default=False, help_text="Show a desktop notification when a visitor is waiting."
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["last_routed_at"], name="staff_on_duty_idx", condition=Q(on_duty=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({'on duty' if self.on_duty else 'off duty'})"

@@ -39,6 +39,7 @@ from leadcrm.models import (
     Segment,
     SegmentKind,
     SegmentMembership,
+    StaffProfile,
     has_nul,
 )
 from leadcrm.permissions import can_change_lead
@@ -1649,3 +1650,33 @@ def add_time_on_page(*, lead_id: int, client_event_id: str, seconds: int) -> boo
     payload = {**(view.payload or {}), "seconds": int(seconds)}
     Interaction.objects.filter(pk=view.pk).update(payload=payload)
     return True
+
+
+def set_on_duty(*, user: User, on_duty: bool, now: datetime | None = None) -> StaffProfile:
+    """Take or stop taking live chats and callbacks; a user coming on duty joins the round robin last."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        profile, _ = StaffProfile.objects.select_for_update().get_or_create(user=user)
+        if profile.on_duty != on_duty:
+            profile.on_duty = on_duty
+            profile.on_duty_changed_at = now
+            fields = ["on_duty", "on_duty_changed_at"]
+            if on_duty:
+                profile.last_routed_at = now  # behind the ones already waiting their turn
+                fields.append("last_routed_at")
+            profile.save(update_fields=fields)
+    return profile
+
+
+def update_staff_profile(*, user: User, **values: Any) -> StaffProfile:
+    """Change a user's own settings (time zone, alert opt-ins); invalid values raise ValidationError."""
+    allowed = {"timezone", "alert_sound", "alert_desktop"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValueError(f"Not a profile setting: {', '.join(sorted(unknown))}")
+    profile, _ = StaffProfile.objects.get_or_create(user=user)
+    for key, value in values.items():
+        setattr(profile, key, value)
+    profile.full_clean(exclude=["user"])
+    profile.save(update_fields=list(values))
+    return profile

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from chatbot import realtime
 from chatbot.models import Conversation, Message, Sender, Site
+from leadcrm import realtime as delivery
 from tests.factories import make_lead, make_user
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def sent(monkeypatch) -> list[tuple[tuple[str, ...], tuple[dict, ...]]]:
     calls: list[tuple[tuple[str, ...], tuple[dict, ...]]] = []
-    monkeypatch.setattr(realtime, "send_now", lambda groups, *events: calls.append((tuple(groups), events)))
+    monkeypatch.setattr(delivery, "send_now", lambda groups, *events: calls.append((tuple(groups), events)))
     return calls
 
 
