@@ -59,7 +59,7 @@ def test_a_returning_customer_verifies_their_email_in_the_widget(
     chat = page.locator("#leadcrm-chat")
     chat.get_by_role("button", name="Chat with us").click()
     log = chat.get_by_role("log", name="Chat messages")
-    log.locator("li.bot").first.wait_for()
+    log.locator(".m.bot").first.wait_for()
 
     # Typing a known customer's email proves nothing yet; the widget offers a code.
     chat.get_by_role("button", name="Leave my contact details").click()

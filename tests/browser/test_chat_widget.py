@@ -15,6 +15,7 @@ from django.db import connections
 from chatbot import api, faq
 from demo.site import install_demo_site
 from leadcrm.models import Lead
+from leadcrm.services import set_on_duty
 from tests.browser.conftest import login
 from tests.factories import make_user
 
@@ -27,8 +28,13 @@ ALWAYS_OPEN = {day: [["00:00", "00:00"]] for day in ("mon", "tue", "wed", "thu",
 def asgi_server(transactional_db: None, settings) -> Iterator[str]:
     """Uvicorn serving config.asgi in a thread on a free loopback port (pytest-django's is WSGI-only)."""
     import uvicorn
+    from channels.layers import channel_layers
 
     from config.asgi import application
+
+    # Each server gets its own channel layer: a Redis layer remembers the event loop of the previous
+    # server's receivers and would refuse this one's ("Two event loops…"); cleared again after.
+    channel_layers.backends.clear()
 
     # Connections opened by the server's worker threads must close after each request, or the
     # test database could not be flushed/dropped at the end.
@@ -54,13 +60,15 @@ def asgi_server(transactional_db: None, settings) -> Iterator[str]:
     server.should_exit = True
     thread.join(10)
     connections.close_all()
+    channel_layers.backends.clear()
 
 
 def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browser, asgi_server) -> None:
     site = install_demo_site(origins=[asgi_server])
     site.business_hours = ALWAYS_OPEN
     site.save()
-    make_user("sam", first_name="Sam")
+    # Sam is on duty: "Talk to a person" is live (with nobody on duty a callback is offered instead).
+    set_on_duty(user=make_user("sam", first_name="Sam"), on_duty=True)
 
     visitor = browser.new_context(viewport={"width": 1100, "height": 800})
     visitor.set_default_timeout(10_000)
@@ -69,7 +77,7 @@ def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browse
     chat = vpage.locator("#leadcrm-chat")  # Playwright's CSS pierces the open shadow root
     chat.get_by_role("button", name="Chat with us").click()
     log = chat.get_by_role("log", name="Chat messages")
-    log.locator("li.bot").first.wait_for()
+    log.locator(".m.bot").first.wait_for()
 
     # An FAQ question gets the site's own answer.
     chat.get_by_label("Your message").fill("Do you deliver to my home?")
@@ -126,7 +134,7 @@ def test_visitor_asks_faq_leaves_details_gets_a_person_and_sees_the_reply(browse
     apage.get_by_role("button", name="Send reply").click()
 
     log.get_by_text("Hi Ada, Sam here. Yes, we deliver to you!").wait_for()
-    assert log.locator("li.agent").first.inner_text().startswith("Sam")
+    assert log.locator(".m.agent").first.inner_text().startswith("Sam")
     vpage.screenshot(path="/tmp/chat_widget.png")
     apage.screenshot(path="/tmp/chat_agent.png", full_page=True)
     lead.refresh_from_db()
@@ -168,10 +176,10 @@ def test_widget_survives_a_reload_and_a_network_drop(browser, asgi_server) -> No
     chat.get_by_label("Your message").fill("Can I bring my dog?")
     chat.get_by_role("button", name="Send").click()
     page.wait_for_timeout(300)
-    assert log.locator("li.pending").count() == 1  # kept in the outbox, not lost
+    assert log.locator(".m.pending").count() == 1  # kept in the outbox, not lost
     context.set_offline(False)
     log.get_by_text("Dogs are welcome").wait_for()
-    assert log.locator("li.pending").count() == 0
+    assert log.locator(".m.pending").count() == 0
     assert log.get_by_text("Can I bring my dog?").count() == 1  # sent once, shown once
     context.close()
 
@@ -221,7 +229,7 @@ def test_widget_works_on_a_host_page_with_a_strict_content_security_policy(
     assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") != "rgb(239, 239, 239)"
     launcher.click()
     log = chat.get_by_role("log", name="Chat messages")
-    log.locator("li.bot").first.wait_for()
+    log.locator(".m.bot").first.wait_for()
     chat.get_by_label("Your message").fill("Do you deliver?")
     chat.get_by_role("button", name="Send").click()
     log.get_by_text("We deliver within 10 km").wait_for()

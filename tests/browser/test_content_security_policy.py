@@ -46,10 +46,10 @@ def violations(page) -> list[dict[str, Any]]:
     return found
 
 
-@pytest.fixture(params=[False, True], ids=["debug-off", "debug-on"])
-def debug(request, settings) -> bool:
-    settings.DEBUG = request.param
-    return request.param
+@pytest.fixture
+def debug(debug_mode: bool) -> bool:
+    """DEBUG of this run: every browser test runs with it off and on (conftest's debug_mode)."""
+    return debug_mode
 
 
 def settle(page) -> None:

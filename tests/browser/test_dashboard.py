@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from leadcrm.models import FollowUp, Interaction, InteractionKind, Lead
+from leadcrm.playbook import apply_defaults
 from scoring.models import ScoreSnapshot
 from tests.browser.conftest import login
 from tests.factories import make_follow_up, make_interaction, make_lead, make_user
@@ -96,6 +97,7 @@ def test_salesperson_filters_opens_a_lead_logs_an_outcome_and_sees_the_queue_upd
     page, live_server, tmp_path
 ) -> None:
     sam = make_user("sam", first_name="Sam", last_name="Seller")
+    apply_defaults(kind="software")  # this business sells software plans (its playbook's words below)
     mia = rich_lead(sam)
     make_lead(first_name="Noah", last_name="Becker", grade="A2", priority=70, company_name="North Oak & Co")
     make_lead(first_name="Lena", last_name="Weber", grade="B1", priority=60, owner=sam, status="qualified")
@@ -136,7 +138,8 @@ def test_salesperson_filters_opens_a_lead_logs_an_outcome_and_sees_the_queue_upd
     heading.wait_for()
     assert page.evaluate("document.activeElement.id") == "lead-heading"  # focus moves to the panel
     assert "Send the annual plan comparison" in panel.locator(".next-step").inner_text()
-    assert panel.get_by_text("Asked about pricing twice in chat").is_visible()
+    assert panel.get_by_text("Asked about pricing — offer the annual plan comparison.").is_visible()
+    assert "in chat (2 messages)" in panel.inner_text()  # the evidence of that line
     assert panel.get_by_text("Decision maker (owner or C-level)").is_visible()
     assert panel.locator(".chart.score svg").is_visible()
     assert "/crm/leads/" in page.url

@@ -19,8 +19,8 @@ def test_salesperson_logs_in_lands_on_their_queue_and_sees_their_counts(page, li
     assert page.url.rstrip("/").endswith("/crm")
     assert page.locator("h1").inner_text() == "Your queue"
     table = page.locator("#queue-table")
-    assert table.get_by_text("Own Lead").is_visible()
-    assert table.get_by_text("Free Lead").is_visible()
+    assert table.get_by_role("link", name="Own Lead", exact=True).is_visible()
+    assert table.get_by_role("link", name="Free Lead", exact=True).is_visible()
     assert table.get_by_text("Hidden Lead").count() == 0
 
     page.get_by_role("link", name="Home").click()

@@ -171,6 +171,8 @@ def test_a_click_redirects_to_the_signed_target_and_is_recorded(client) -> None:
         signing.dumps([1, "https://evil.example/"], salt=tokens.CLICK_SALT, key="not-our-secret"),
         signing.dumps([1, "javascript:alert(1)"], salt=tokens.CLICK_SALT),  # signed, but not a web URL
     ],
+    # Stable ids: signed tokens carry a timestamp, and pytest-xdist's workers must collect the same.
+    ids=["unsigned", "not-ours", "other-salt", "other-key", "not-a-web-url"],
 )
 def test_tampered_or_made_up_click_links_never_redirect(client, token: str) -> None:
     answer = client.get(reverse("outreach:click", args=[token]))
