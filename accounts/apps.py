@@ -8,5 +8,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and API tokens"
 
     def ready(self) -> None:
-        # Registers the API token scheme with drf-spectacular (the API docs' "Authorize" button).
-        from accounts import schema  # noqa: F401
+        # schema registers the API token scheme with drf-spectacular (the API docs' "Authorize"
+        # button); time_zones puts the profile's zone in the session at login (its middleware reads it).
+        from accounts import schema, time_zones  # noqa: F401

@@ -8,6 +8,7 @@ from accounts import views
 
 app_name = "accounts"
 urlpatterns: list[URLPattern] = [
+    path("profile/", views.profile, name="profile"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.revoke, name="revoke_token"),
 ]

@@ -14,9 +14,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services
-from accounts.forms import TokenForm
+from accounts.forms import StaffProfileForm, TokenForm
 from accounts.models import ApiToken
+from accounts.time_zones import COOKIE_NAME, remember_profile_zone, valid_zone
+from leadcrm import services as leadcrm_services
 from leadcrm.http import HtmxHttpRequest, request_user
+from leadcrm.models import StaffProfile
 from leadcrm.permissions import is_manager
 
 
@@ -84,3 +87,34 @@ def revoke(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return _render(request, context)
     messages.success(request, text)
     return redirect("accounts:tokens")
+
+
+# --- Profile: the user's own settings ------------------------------------------------------------
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    """The user's own settings (time zone…): a plain form, the same with or without JavaScript."""
+    user = request_user(request)
+    current = StaffProfile.objects.filter(user=user).first() or StaffProfile(user=user)
+    status = 200
+    if request.method == "POST":
+        form = StaffProfileForm(request.POST, instance=current)
+        if form.is_valid():
+            try:
+                saved = leadcrm_services.update_staff_profile(user=user, **form.cleaned_data)
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                remember_profile_zone(request, saved.timezone)
+                messages.success(request, "Settings saved.")
+                return redirect("accounts:profile")
+        form.point_at_errors()
+        status = 400
+    else:
+        form = StaffProfileForm(instance=current)
+    context = {"form": form, "browser_zone": valid_zone(request.COOKIES.get(COOKIE_NAME, ""))}
+    return render(request, "accounts/profile.html", context, status=status)

@@ -31,7 +31,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from chatbot import email_codes, realtime, services
+from chatbot import email_codes, realtime, services, waits
 from chatbot.models import Conversation, Site
 
 # --- Throttles ------------------------------------------------------------------------------------
@@ -170,6 +170,13 @@ class ChatCodeConfirmThrottle(_PerConversation):
     """Tries at a one-time code per conversation, per hour (chat_code_confirm)."""
 
     scope = "chat_code_confirm"
+
+
+class ChatPromiseIpThrottle(ChatThrottle):
+    """Callbacks and email follow-ups asked for per client IP, per hour (chat_promise_ip): each is a
+    task for a salesperson, so one visitor opening chat after chat cannot flood the team's list."""
+
+    scope = "chat_promise_ip"
 
 
 EVERY_REQUEST = [ChatIpThrottle, ChatIpHourThrottle, ChatSiteThrottle, ChatSiteHourThrottle]
@@ -345,6 +352,18 @@ class ConfigOut(serializers.Serializer):
     marketing_consent_text = serializers.CharField()
     consent_version = serializers.CharField(help_text="Send it back with identify.")
     open_now = serializers.BooleanField()
+    live_agents = serializers.BooleanField(
+        help_text="A person can answer live now (open, and someone on duty): header 'Online', else "
+        "'We reply by email', and 'Talk to a person' becomes 'Leave a message / request a callback'."
+    )
+    usual_wait = serializers.CharField(
+        allow_blank=True,
+        help_text="How fast the team usually answers a hand-off, e.g. 'in about 2 minutes'; blank "
+        "when there are too few recent hand-offs to say (or nobody is on duty).",
+    )
+    callback_offer_after_s = serializers.IntegerField(
+        help_text="Seconds of waiting for a person after which the widget offers a callback or email."
+    )
     max_message_chars = serializers.IntegerField()
     proactive = ProactiveOut(many=True)
 
@@ -410,6 +429,10 @@ class FeedbackIn(serializers.Serializer):
     helpful = serializers.BooleanField()
 
 
+class FollowUpIn(serializers.Serializer):
+    via = serializers.ChoiceField(choices=["phone", "email"], help_text="Call me back, or email me.")
+
+
 class CallbackIn(serializers.Serializer):
     due_at = serializers.DateTimeField()
     note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
@@ -454,6 +477,8 @@ class ConfigView(PublicChatView):
         # token this server issued (X-Chat-Token), never from an id the browser makes up.
         earlier = services.conversation_by_token(site=self.site, token=self.chat_token)
         lead = earlier.lead if earlier is not None and earlier.lead_created else None
+        now = timezone.now()
+        live = waits.live_agents(self.site, now=now)
         return Response(
             {
                 "name": self.site.name,
@@ -463,7 +488,10 @@ class ConfigView(PublicChatView):
                 "consent_text": self.site.consent_wording("contact"),
                 "marketing_consent_text": self.site.consent_wording("marketing"),
                 "consent_version": self.site.consent_version,
-                "open_now": self.site.is_open(timezone.now()),
+                "open_now": self.site.is_open(now),
+                "live_agents": live,
+                "usual_wait": waits.usual_wait(self.site, now=now).phrase if live else "",
+                "callback_offer_after_s": self.site.callback_offer_after_s,
                 "max_message_chars": services.MAX_MESSAGE_CHARS,
                 "proactive": services.proactive_for(self.site, lead=lead),
             }
@@ -735,7 +763,7 @@ class FeedbackView(PublicChatView):
 
 
 class CallbackView(PublicChatView):
-    throttle_classes = WRITES
+    throttle_classes = [*WRITES, ChatPromiseIpThrottle]
 
     @extend_schema(
         request=CallbackIn,
@@ -749,6 +777,29 @@ class CallbackView(PublicChatView):
         conversation = self.conversation()
         try:
             services.schedule_callback(conversation=conversation, due_at=data["due_at"], note=data["note"])
+        except ValidationError as exc:
+            raise _bad_input(exc) from None
+        return _messages_response(conversation, list(conversation.messages.order_by("-id")[:1]))
+
+
+class FollowUpView(PublicChatView):
+    throttle_classes = [*WRITES, ChatPromiseIpThrottle]
+
+    @extend_schema(
+        request=FollowUpIn,
+        responses=MessagesOut,
+        parameters=[TOKEN_PARAMETER],
+        summary="Rather than wait: ask for a callback or an email follow-up",
+        description="Due now while the site is open, else at its next opening (the server picks the "
+        "time). Needs the visitor's contact details and consent (400 otherwise). One open chat "
+        "promise per lead: asking again moves it; limited per conversation and per client IP (429).",
+        tags=["chat widget"],
+    )
+    def post(self, request: Request, key: str) -> Response:
+        data = self.valid(FollowUpIn)
+        conversation = self.conversation()
+        try:
+            services.request_follow_up(conversation=conversation, via=data["via"])
         except ValidationError as exc:
             raise _bad_input(exc) from None
         return _messages_response(conversation, list(conversation.messages.order_by("-id")[:1]))

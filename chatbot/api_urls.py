@@ -24,5 +24,6 @@ urlpatterns: list[URLPattern] = [
     path(conv + "heartbeat/", api.HeartbeatView.as_view(), name="chat-heartbeat"),
     path(conv + "feedback/", api.FeedbackView.as_view(), name="chat-feedback"),
     path(conv + "callback/", api.CallbackView.as_view(), name="chat-callback"),
+    path(conv + "follow-up/", api.FollowUpView.as_view(), name="chat-follow-up"),
     path(conv + "close/", api.CloseView.as_view(), name="chat-close"),
 ]

@@ -162,6 +162,11 @@ class Carried(TypedDict):
 
 
 HUMAN_ACTION = {"type": "handoff", "label": "Talk to a person"}
+# The widget's "identify" form: name and email, so someone can answer the question later.
+LEAVE_QUESTION_ACTION = {"type": "identify", "label": "Leave your question"}
+DECLINE_ACTIONS = [HUMAN_ACTION, LEAVE_QUESTION_ACTION]
+NOT_SURE = "I'm not sure about that one, and I don't want to guess."
+GET_A_PERSON = " I can get you a person, or you can leave your question and we'll get back to you."
 HELPFUL_ACTIONS = [
     {"type": "helpful", "value": True, "label": "Yes, thanks"},
     {"type": "helpful", "value": False, "label": "No"},
@@ -207,67 +212,102 @@ def reply_to(text: str, *, state: BotState, hit: FaqHit | None, sentiment: float
             **base,
             unsure_count=state.unsure_count,
         )
+    # Below the threshold the bot says it does not know, and offers a person or to leave the
+    # question (which lands in the managers' unanswered-questions list either way).
     unsure = state.unsure_count + 1
     confidence = hit.confidence if hit else None
     if unsure >= 2:
         return Reply(
             "offer_human",
-            noted + "I don't want to guess. Would you like to talk to a person?",
+            noted + NOT_SURE + " Would you like to talk to a person, or leave your question?",
             faq_id=hit.entry_id if hit else None,
             confidence=confidence,
             unanswered=True,
-            actions=[HUMAN_ACTION],
+            actions=[*DECLINE_ACTIONS],
             unsure_count=unsure,
             **base,
         )
     if hit is not None and hit.confidence >= state.threshold * 0.5:
         return Reply(
             "confirm",
-            noted + f"I'm not sure I understood. Did you mean: “{hit.question}”? If not, could you rephrase?",
+            noted + NOT_SURE + f" Did you mean: “{hit.question}”?" + GET_A_PERSON,
             faq_id=hit.entry_id,
             confidence=confidence,
             unanswered=True,
             actions=[
                 {"type": "confirm", "faq": hit.entry_id, "text": hit.question, "label": "Yes, that"},
-                HUMAN_ACTION,
+                *DECLINE_ACTIONS,
             ],
             unsure_count=unsure,
             **base,
         )
     return Reply(
         "rephrase",
-        noted + "I'm not sure I understood. Could you rephrase that? Or talk to a person.",
+        noted
+        + NOT_SURE
+        + " You could rephrase it, talk to a person, or leave your question and we'll get back to you.",
         confidence=confidence,
         unanswered=True,
-        actions=[HUMAN_ACTION],
+        actions=[*DECLINE_ACTIONS],
         unsure_count=unsure,
         **base,
     )
 
 
+IDENTIFY_ACTION = {"type": "identify", "label": "Leave my details"}
+# When nobody can answer live: the header's and the quick replies' "Talk to a person" reads so.
+LEAVE_MESSAGE_LABEL = "Leave a message / request a callback"
+
+
+def follow_up_actions(*, opens_at: datetime | None, open_now: bool) -> list[dict[str, Any]]:
+    """Instead of waiting: a callback (at the next opening when closed) or an email follow-up."""
+    if not open_now and opens_at is not None:
+        when = format_opening(opens_at)
+        call: dict[str, Any] = {
+            "type": "callback",
+            "due_at": opens_at.isoformat(),
+            "label": f"Call me back {when}",
+        }
+    else:
+        call = {"type": "follow_up", "via": "phone", "label": "Call me back"}
+    return [call, {"type": "follow_up", "via": "email", "label": "Email me instead"}]
+
+
 def handoff_text(
-    *, open_now: bool, opens_at: datetime | None, has_contact: bool
+    *,
+    open_now: bool,
+    opens_at: datetime | None,
+    has_contact: bool,
+    live: bool = True,
+    usual_wait: str = "",
 ) -> tuple[str, list[dict[str, Any]]]:
-    """What the bot says when handing off: a person now, or a callback at the next opening."""
-    if open_now:
+    """What the bot says when handing off: a person now (with the usual wait, when known), or,
+    when nobody can answer live (closed, or nobody on duty), a callback or an email follow-up.
+
+    `usual_wait` finishes "Our team usually replies …" (chatbot.waits.wait_phrase); "" says no number."""
+    if open_now and live:
+        wait = f" Our team usually replies {usual_wait}." if usual_wait else ""
         if has_contact:
-            return "I'm connecting you with a person now. They'll reply right here.", []
+            return f"I'm connecting you with a person now.{wait} They'll reply right here.", []
         return (
-            "I'm connecting you with a person now; they'll reply right here. "
+            f"I'm connecting you with a person now.{wait} They'll reply right here. "
             "If you like, leave your name and email so we can follow up.",
-            [{"type": "identify", "label": "Leave my details"}],
+            [{**IDENTIFY_ACTION}],
+        )
+    actions = follow_up_actions(opens_at=opens_at, open_now=open_now)
+    if not has_contact:
+        actions.insert(0, {**IDENTIFY_ACTION})
+    reach = "" if has_contact else " Leave your email or phone so we can reach you."
+    if open_now:
+        return (
+            "Nobody from our team is free to chat right now. Leave your message here and we can call "
+            "you back or email you as soon as someone is free." + reach,
+            actions,
         )
     if opens_at is None:
-        return "We can't take live chats right now. Leave your email and we'll get back to you.", [
-            {"type": "identify", "label": "Leave my details"}
-        ]
+        return "We can't take live chats right now. We can email you or call you back." + reach, actions
     when = format_opening(opens_at)
-    actions: list[dict[str, Any]] = [
-        {"type": "callback", "due_at": opens_at.isoformat(), "label": f"Call me back {when}"}
-    ]
-    if not has_contact:
-        actions.insert(0, {"type": "identify", "label": "Leave my details"})
-    text = f"We're closed right now. We can call you back when we open ({when})."
-    if not has_contact:
-        text += " Leave your email or phone so we can reach you."
-    return text, actions
+    return (
+        f"We're closed right now. We can call you back when we open ({when}), or email you." + reach,
+        actions,
+    )

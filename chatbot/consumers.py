@@ -14,6 +14,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.cache import cache
 from django.utils import timezone
 
 from chatbot import realtime, services
@@ -49,6 +50,30 @@ def _heartbeat(conversation_id: int) -> None:
 
 
 AUTH_TIMEOUT_S = 10.0
+TYPING_EVERY_S = 2  # at most one "typing" broadcast per conversation and side per this many seconds
+
+
+async def _typing_allowed(conversation_id: int, side: str) -> bool:
+    """True at most once per TYPING_EVERY_S for this conversation and side, across all servers."""
+    try:
+        return bool(await cache.aadd(f"chat.typing.{side}.{conversation_id}", 1, timeout=TYPING_EVERY_S))
+    except Exception:
+        return False  # no cache: no typing indicator, nothing else breaks
+
+
+@database_sync_to_async
+def _conversation_lead(conversation_id: int) -> int | None:
+    return Conversation.objects.filter(pk=conversation_id).values_list("lead_id", flat=True).first()
+
+
+@database_sync_to_async
+def _lead_conversation(conversation_id: Any, lead_id: int) -> int | None:
+    """The conversation's id if it is one of this lead's chats (the agent socket's lead)."""
+    if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
+        return None
+    return (
+        Conversation.objects.filter(pk=conversation_id, lead_id=lead_id).values_list("pk", flat=True).first()
+    )
 
 
 class VisitorConsumer(AsyncJsonWebsocketConsumer):
@@ -99,9 +124,24 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
         if self.conversation_id is None:
             await self._authenticate(content)
             return
-        if isinstance(content, dict) and content.get("type") == "ping":
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
             await _heartbeat(self.conversation_id)  # authenticated: set above
             await self.send_json({"type": "pong"})
+        elif kind == "typing":
+            await self._typing(self.conversation_id)
+        # Anything else is ignored: messages go over the HTTP API, where validation and limits live.
+
+    async def _typing(self, conversation_id: int) -> None:
+        """The visitor is typing: "typing…" in the lead's agent panels (throttled; no text passes)."""
+        if not await _typing_allowed(conversation_id, "visitor"):
+            return
+        lead_id = await _conversation_lead(conversation_id)
+        if lead_id is not None:
+            await self.channel_layer.group_send(
+                realtime.lead_group(lead_id),
+                {"type": "chat.typing", "conversation": conversation_id, "from": "visitor"},
+            )
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "message", "message": event["message"]})
@@ -112,6 +152,9 @@ class VisitorConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_status(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "status", "status": event["status"], "agent": event.get("agent", "")})
+
+    async def chat_typing(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "typing", "from": "agent", "agent": event.get("agent", "")})
 
 
 @database_sync_to_async
@@ -124,9 +167,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     """The agent panel's socket: logged-in staff who may see the lead (the role rule), else refused."""
 
     group: str = ""
+    lead_id: int = 0
 
     async def connect(self) -> None:
         lead_id = self.scope["url_route"]["kwargs"]["lead_id"]
+        self.lead_id = lead_id
         user = self.scope.get("user")
         if user is None or not await _may_watch(user, lead_id):
             await self.close(code=4403)
@@ -155,3 +200,26 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_page(self, event: dict[str, Any]) -> None:
         await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "page"})
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """Only {"type": "typing", "conversation": id} of one of this lead's chats; the rest is ignored."""
+        if not isinstance(content, dict) or content.get("type") != "typing":
+            return
+        conversation_id = await _lead_conversation(content.get("conversation"), self.lead_id)
+        if conversation_id is None or not await _typing_allowed(conversation_id, "agent"):
+            return
+        user = self.scope["user"]
+        await self.channel_layer.group_send(
+            realtime.conversation_group(conversation_id),
+            {"type": "chat.typing", "agent": user.first_name or user.username},
+        )
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        try:
+            return json.loads(text_data)
+        except ValueError:
+            return None  # a malformed frame is ignored
+
+    async def chat_typing(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "typing", "conversation": event["conversation"], "from": "visitor"})

@@ -139,10 +139,23 @@ class Site(models.Model):
     faq_threshold = models.FloatField(
         default=0.35,
         validators=[MinValueValidator(0), MaxValueValidator(1)],
-        help_text="Below this match confidence the bot says it is not sure instead of guessing.",
+        help_text="Manager override: below this match confidence the bot says it is not sure. "
+        "Used when the calibrated threshold is off (or not computed yet).",
     )
+    # The threshold chosen on the site's own FAQ (held-out questions, chatbot.intents.calibrate),
+    # recomputed after every FAQ change; a manager may switch it off and set faq_threshold.
+    faq_threshold_auto = models.BooleanField(
+        default=True, help_text="Use the threshold calibrated on this site's FAQ instead of the override."
+    )
+    faq_threshold_calibrated = models.FloatField(null=True, blank=True, editable=False)
+    faq_calibration = models.JSONField(default=dict, blank=True, editable=False)
     negative_messages_for_handoff = models.PositiveSmallIntegerField(
         default=2, help_text="Negative visitor messages in one conversation before a person is offered."
+    )
+    callback_offer_after_s = models.PositiveIntegerField(
+        default=120,
+        validators=[MinValueValidator(15), MaxValueValidator(3600)],
+        help_text="Seconds a visitor waits for a person before the widget offers a callback or an email instead.",
     )
     handoff_owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -194,6 +207,13 @@ class Site(models.Model):
     def is_open(self, now: datetime) -> bool:
         """True if `now` falls within the site's business hours, in the site's time zone."""
         return bot.is_open(self.business_hours, self.timezone, now)
+
+    @property
+    def answer_threshold(self) -> float:
+        """The confidence the bot needs to answer from the FAQ: calibrated, unless overridden."""
+        if self.faq_threshold_auto and self.faq_threshold_calibrated is not None:
+            return self.faq_threshold_calibrated
+        return self.faq_threshold
 
     def consent_wording(self, purpose: str) -> str:
         """The exact consent sentence the widget shows for `purpose` ("contact" or "marketing")."""
@@ -309,6 +329,16 @@ class Conversation(models.Model):
     started_at = models.DateTimeField(default=utc_now)
     last_message_at = models.DateTimeField(default=utc_now)
     handoff_at = models.DateTimeField(null=True, blank=True)
+    # Routing (leadcrm.routing, docs/chat.md#routing): who a chat waiting for a person was given to
+    # and when it started waiting; when nobody had answered it was offered to everyone on duty
+    # (CHAT_OFFER_ALL_AFTER_S) and escalated to the managers (CHAT_ESCALATE_AFTER_S). Each step
+    # fires once per wait; a new hand-off starts a new wait.
+    routed_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    routed_at = models.DateTimeField(null=True, blank=True)
+    offered_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -316,6 +346,10 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["site", "visitor_id", "status"], name="conversation_visitor_idx"),
             models.Index(fields=["lead", "-last_message_at"], name="conversation_lead_idx"),
+            # The routing sweep: chats waiting for a person, by when they started waiting.
+            models.Index(
+                fields=["routed_at"], name="conversation_waiting_idx", condition=Q(status="waiting")
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -338,6 +372,15 @@ class Sender(models.TextChoices):
     AGENT = "agent", "Agent"
 
 
+class Resolution(models.TextChoices):
+    """What a manager did with a question the bot could not answer."""
+
+    OPEN = "", "Open"
+    NEW_ENTRY = "entry", "Added as a new FAQ entry"
+    VARIANT = "variant", "Added as a variant of an FAQ entry"
+    DISMISSED = "dismissed", "Dismissed"
+
+
 class Message(models.Model):
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     sender = models.CharField(max_length=8, choices=Sender.choices)
@@ -353,6 +396,15 @@ class Message(models.Model):
     unanswered = models.BooleanField(default=False)
     helpful = models.BooleanField(null=True, blank=True, help_text="Visitor's 'did that help?' answer.")
     actions = models.JSONField(default=list, blank=True, help_text="Quick replies the widget shows.")
+    # An unanswered visitor question, once a manager dealt with it (the unanswered-questions list).
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True, default="")
+    resolved_faq = models.ForeignKey(
+        FaqEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=utc_now)
 
     class Meta:

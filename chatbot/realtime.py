@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from chatbot.models import Conversation, Message, Sender
+from leadcrm import alerts
 from leadcrm.realtime import send_on_commit
 
 INBOX_GROUP = "chat.inbox"
@@ -93,3 +94,37 @@ def broadcast_page_view(conversation: Conversation, *, url: str, title: str, now
         "at": now.isoformat(),
     }
     send_on_commit((lead_group(conversation.lead_id),), event)
+
+
+def alert_waiting(
+    conversation: Conversation, *, routed_to: int | None = None, kind: str = "chat.waiting"
+) -> None:
+    """After commit: "a visitor is waiting for a person" to the staff pages (leadcrm.alerts).
+
+    The one place chat alerts are published, for the hand-off and for routing (`leadcrm.routing`):
+    `routed_to` (a user id) alerts that user's pages only; None alerts every staff page. `kind` is
+    "chat.waiting", or "chat.offered" / "chat.escalated" when nobody answered in time (escalated
+    also goes to the managers' pages). The frame carries ids, never the visitor's name or words:
+    it may reach a salesperson who may not see the lead, and each page reads what it may show from
+    the waiting list endpoint (`chatbot:waiting`), filtered by the viewer's role.
+    """
+    since = conversation.handoff_at.isoformat() if conversation.handoff_at else None
+    data = {
+        "conversation": conversation.pk,
+        "lead": conversation.lead_id,
+        "routed_to": routed_to,
+        "since": since,
+    }
+    if routed_to is None:
+        alerts.publish(kind, data, everyone=True)
+    else:
+        alerts.publish(kind, data, users=[routed_to], managers=kind == "chat.escalated")
+
+
+def alert_taken(conversation: Conversation) -> None:
+    """After commit: someone joined the chat; every staff page drops it from its waiting strip."""
+    alerts.publish(
+        "chat.taken",
+        {"conversation": conversation.pk, "lead": conversation.lead_id, "agent": conversation.agent_id},
+        everyone=True,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import URLPattern, path
 
-from chatbot import consumers
+from chatbot import consumers, staff_consumer
 
 websocket_urlpatterns: list[URLPattern] = [
     # Visitors come from the customers' own websites: the consumer checks the site's allowed origins.
@@ -14,4 +14,6 @@ websocket_urlpatterns: list[URLPattern] = [
     # Staff sockets carry the session cookie: only pages of this server (ALLOWED_HOSTS) may open one,
     # so another website cannot ride a logged-in salesperson's cookie into the live chat.
     path("ws/chat/agent/<int:lead_id>/", AllowedHostsOriginValidator(consumers.AgentConsumer.as_asgi())),
+    # Every signed-in staff page's one socket: alerts (a visitor is waiting) and live-chat changes.
+    path("ws/staff/", AllowedHostsOriginValidator(staff_consumer.StaffConsumer.as_asgi())),
 ]

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from secrets import token_urlsafe
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -41,7 +42,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from chatbot import bot, realtime
+from chatbot import bot, realtime, waits
 from chatbot.faq import best_faq
 from chatbot.models import (
     Conversation,
@@ -55,9 +56,19 @@ from chatbot.models import (
     VerifiedBy,
 )
 from chatbot.sentiment import sentiment_score
-from chatbot.signals import visitor_identified
+from chatbot.signals import callback_requested, visitor_identified
+from config.on_commit import enqueue_later_on_commit
+from leadcrm import routing
 from leadcrm import services as crm
-from leadcrm.models import ConsentSource, FollowUp, Lead, LeadSource, SegmentMembership
+from leadcrm.models import (
+    ConsentSource,
+    FollowUp,
+    Interaction,
+    InteractionKind,
+    Lead,
+    LeadSource,
+    SegmentMembership,
+)
 from leadcrm.permissions import is_salesperson
 from leadcrm.signals import chat_handed_off
 
@@ -493,7 +504,7 @@ def _decide(conversation: Conversation, text: str, score: float) -> bot.Reply:
         unsure_count=conversation.unsure_count,
         negative_count=conversation.negative_count,
         negative_limit=site.negative_messages_for_handoff,
-        threshold=site.faq_threshold,
+        threshold=site.answer_threshold,
     )
     hit = None if bot.wants_human(text) else best_faq(site, text)
     return bot.reply_to(text, state=state, hit=hit, sentiment=score)
@@ -547,17 +558,36 @@ def _handoff(conversation: Conversation, now: datetime) -> list[Message]:
             conversation_id=conversation.pk,
             site_id=site.pk,
         )
+    # "Talk to a person" is live only when someone is on duty; then the visitor hears the usual
+    # wait (chatbot.waits), else a callback or an email is offered instead of waiting unseen.
+    live = is_open and waits.live_agents(site, now=now)
     text, actions = bot.handoff_text(
         open_now=is_open,
         opens_at=None if is_open else bot.next_opening(site.business_hours, site.timezone, now),
         has_contact=_has_contact(conversation.lead),
+        live=live,
+        usual_wait=waits.usual_wait(site, now=now).phrase if live else "",
     )
     if is_open and conversation.status == ConversationStatus.BOT:
         conversation.status = ConversationStatus.WAITING
-        conversation.save(update_fields=["status"])
+        _route_waiting(conversation, now)
         realtime.broadcast_status(conversation, event="handoff")
+        # Staff pages: badge, title, strip (docs/chat.md#alerts): the routed person's, or everyone's.
+        realtime.alert_waiting(conversation, routed_to=conversation.routed_to_id)
     conversation.unsure_count = 0
     return [_bot_message(conversation, text, now, actions=actions)]
+
+
+def _route_waiting(conversation: Conversation, now: datetime) -> None:
+    """A new wait for a person: route it (docs/chat.md#routing), store who and when, and time the
+    offer to everyone and the escalation (countdown tasks; the chat-route-waiting sweep too)."""
+    routed = routing.route(conversation.lead, now=now)
+    conversation.routed_to = routed
+    conversation.routed_at = now
+    conversation.offered_at = conversation.escalated_at = None
+    conversation.save(update_fields=["status", "routed_to", "routed_at", "offered_at", "escalated_at"])
+    for delay in sorted({settings.CHAT_OFFER_ALL_AFTER_S, settings.CHAT_ESCALATE_AFTER_S}):
+        enqueue_later_on_commit("chatbot.tasks.advance_waiting_chat", conversation.pk, countdown=delay + 0.5)
 
 
 @transaction.atomic
@@ -680,17 +710,12 @@ def identify_visitor(
             )
     thanks = f"Thanks{', ' + first if first else ''}! We've saved your details."
     actions: list[dict[str, Any]] = []
-    if conversation.handoff_at and not site.is_open(now):
-        opens = bot.next_opening(site.business_hours, site.timezone, now)
-        if opens:
-            actions = [
-                {
-                    "type": "callback",
-                    "due_at": opens.isoformat(),
-                    "label": f"Call me back {bot.format_opening(opens)}",
-                }
-            ]
-            thanks += " Shall we call you back when we open?"
+    if conversation.handoff_at and conversation.status != ConversationStatus.HUMAN:
+        open_now = site.is_open(now)
+        if not (open_now and waits.live_agents(site, now=now)):  # nobody can answer live
+            opens = None if open_now else bot.next_opening(site.business_hours, site.timezone, now)
+            actions = bot.follow_up_actions(opens_at=opens, open_now=open_now)
+            thanks += " Shall we call you back or email you?"
     message = _bot_message(conversation, thanks, now, actions=actions)
     realtime.broadcast_messages(conversation, [message])
     _touch_live(lead.pk, now)
@@ -789,37 +814,96 @@ def _merge_into_verified(own: Lead, known: Lead, now: datetime) -> None:
 
 @transaction.atomic
 def schedule_callback(
-    *, conversation: Conversation, due_at: datetime, note: str = "", now: datetime | None = None
+    *,
+    conversation: Conversation,
+    due_at: datetime,
+    note: str = "",
+    via: str = "phone",
+    now: datetime | None = None,
 ) -> FollowUp:
-    """Out of hours: a follow-up for the owner (or the site's handoff person) to call the visitor back."""
+    """Out of hours (or instead of waiting): a follow-up for the owner (or the site's handoff
+    person) to call the visitor back (`via="phone"`) or to email them (`via="email"`). One open
+    chat promise per lead: asking again moves it (new time, new channel), never adds another."""
     now = now or timezone.now()
-    conversation = Conversation.objects.select_related("lead", "site").get(pk=conversation.pk)
+    if via not in PROMISE_NOTES:
+        raise ValidationError({"via": "Choose phone or email."})
+    # Locked: two quick clicks must not make two promises (the check below would race).
+    conversation = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("lead", "site")
+        .get(pk=conversation.pk)
+    )
     lead = conversation.lead
+    if via == "email" and (
+        lead is None or not _has_contact(lead) or not (lead.email or lead.custom.get(TYPED_EMAIL_KEY))
+    ):
+        raise ValidationError(
+            {"contact": "Leave your email address (and your consent) first, so we can write to you."}
+        )
     if lead is None or not _has_contact(lead):
         raise ValidationError(
             {"contact": "Leave your email or phone (and your consent) first, so we can call you."}
         )
+    promise_note = f"{PROMISE_NOTES[via]} requested on {conversation.site.name}. {note}".strip()[:1000]
     if due_at <= now - timedelta(minutes=1) or due_at > now + timedelta(days=14):
         raise ValidationError({"due_at": "Pick a time within the next two weeks."})
     existing = FollowUp.objects.filter(
-        lead=lead, done_at__isnull=True, note__startswith="Chat callback"
+        Q(note__startswith=PROMISE_NOTES["phone"]) | Q(note__startswith=PROMISE_NOTES["email"]),
+        lead=lead,
+        done_at__isnull=True,
     ).first()
     if existing is not None:
-        existing.due_at = due_at
-        existing.save(update_fields=["due_at"])
-        follow_up = existing
+        changes: dict[str, Any] = {"due_at": due_at, "note": promise_note}
+        if existing.assigned_to is None or not existing.assigned_to.is_active:
+            changes["assigned_to"] = routing.promise_owner(
+                lead, now=now, fallback=conversation.site.handoff_owner
+            )
+        follow_up = crm.update_follow_up(follow_up=existing, changes=changes, now=now)
     else:
         follow_up = crm.add_follow_up(
             lead=lead,
             due_at=due_at,
-            note=f"Chat callback requested on {conversation.site.name}. {note}".strip()[:1000],
-            assigned_to=lead.owner or conversation.site.handoff_owner,
+            note=promise_note,
+            # The routing rule's promise branch (docs/chat.md#routing): the lead's owner, else
+            # someone on duty, else the site's hand-off person, else a manager. Never nobody.
+            assigned_to=routing.promise_owner(lead, now=now, fallback=conversation.site.handoff_owner),
             now=now,
         )
+        # A new callback request: the follow-up sequences may enrol the lead (chatbot.signals).
+        callback_requested.send(
+            sender=Conversation, lead_id=lead.pk, conversation_id=conversation.pk, follow_up_id=follow_up.pk
+        )
     local = due_at.astimezone(bot.ZoneInfo(conversation.site.timezone))
-    message = _bot_message(conversation, f"Done: we'll call you back {bot.format_opening(local)}.", now)
+    if due_at <= now + ASAP:
+        when = "as soon as someone is free"
+    else:
+        when = f"when we open ({bot.format_opening(local)})" if via == "email" else bot.format_opening(local)
+    # When, and who (the promise's owner: the same name the visitor sees when someone joins).
+    owner = follow_up.assigned_to
+    who = f"{owner.first_name or owner.username} from our team" if owner is not None else "we"
+    done = f"{who} will email you" if via == "email" else f"{who} will call you back"
+    message = _bot_message(conversation, f"Done: {done} {when}.", now)
     realtime.broadcast_messages(conversation, [message])
     return follow_up
+
+
+# The note that marks a chat's promise (one open per lead), by channel; see schedule_callback.
+PROMISE_NOTES = {"phone": "Chat callback", "email": "Chat email follow-up"}
+ASAP = timedelta(minutes=5)  # a promise due within this is "as soon as someone is free"
+NO_OPENING_DUE = timedelta(days=1)  # a site with no business hours at all: due by tomorrow
+
+
+def request_follow_up(*, conversation: Conversation, via: str, now: datetime | None = None) -> FollowUp:
+    """The visitor would rather not wait: a callback or an email follow-up, due now while open
+    (someone on duty takes it, or it escalates), else at the next opening. The time is the
+    server's choice, never the visitor's."""
+    now = now or timezone.now()
+    site = conversation.site
+    if site.is_open(now):
+        due_at = now
+    else:
+        due_at = bot.next_opening(site.business_hours, site.timezone, now) or now + NO_OPENING_DUE
+    return schedule_callback(conversation=conversation, due_at=due_at, via=via, now=now)
 
 
 @transaction.atomic
@@ -842,6 +926,7 @@ def take_over(*, conversation: Conversation, user: User, now: datetime | None = 
     message = _bot_message(conversation, f"{who} from our team has joined the chat.", now)
     realtime.broadcast_messages(conversation, [message])
     realtime.broadcast_status(conversation, event="taken_over")
+    realtime.alert_taken(conversation)
     return conversation
 
 
@@ -929,7 +1014,7 @@ def record_feedback(
         conversation,
         "Sorry about that. Could you rephrase, or would you like a person?",
         now,
-        actions=[bot.HUMAN_ACTION],
+        actions=[*bot.DECLINE_ACTIONS],
     )
     realtime.broadcast_messages(conversation, [reply])
     return [reply]
@@ -1035,3 +1120,45 @@ def merge_duplicate(*, duplicate: Lead, by: User) -> Lead:
     # Chats first, so deleting the duplicate does not take them with it; a refusal below rolls back.
     Conversation.objects.filter(lead=duplicate).update(lead_id=target_id, lead_created=False)
     return crm.merge_possible_duplicate(duplicate=duplicate, by=by)
+
+
+NOTE_LIMIT = 2000
+
+
+@transaction.atomic
+def add_internal_note(
+    *, conversation: Conversation, user: User, text: str, now: datetime | None = None
+) -> Any:
+    """A note on a chat for the team only: stored as a note interaction on the lead (through the CRM
+    service), shown in the agent panel's message list; never a Message, never broadcast to the
+    widget's group, so the visitor cannot receive it."""
+    now = now or timezone.now()
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"text": "Write the note first."})
+    if len(text) > NOTE_LIMIT:
+        raise ValidationError({"text": f"Notes are limited to {NOTE_LIMIT} characters."})
+    if conversation.lead_id is None:
+        raise ValidationError({"text": "This chat has no lead yet to note anything on."})
+    return crm.record_interaction(
+        lead=conversation.lead_id,
+        kind="note",
+        occurred_at=now,
+        payload={"text": text, "conversation_id": conversation.pk, "internal": True},
+        logged_by=user,
+    )
+
+
+def internal_notes(conversation: Conversation) -> list[Any]:
+    """The team's notes on this chat, oldest first (Interaction rows)."""
+    if conversation.lead_id is None:
+        return []
+    return list(
+        Interaction.objects.filter(
+            lead_id=conversation.lead_id,
+            kind=InteractionKind.NOTE,
+            payload__conversation_id=conversation.pk,
+        )
+        .select_related("logged_by")
+        .order_by("occurred_at", "id")[:200]
+    )

@@ -29,3 +29,30 @@ def send_email_code(code_id: int, envelope: str) -> bool:
     from chatbot.email_codes import deliver
 
     return deliver(code_id, envelope)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def calibrate_faq(site_id: int) -> float | None:
+    """Recalibrate a site's FAQ answer threshold (queued after an FAQ change commits); a no-op
+    when the stored calibration is already of the current FAQ. Returns the threshold chosen."""
+    from chatbot.faq import recalibrate
+
+    result = recalibrate(site_id)
+    return result.threshold if result is not None else None
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def advance_waiting_chat(conversation_id: int) -> tuple[int, int]:
+    """Countdown task sent after a hand-off: offer the chat to everyone / escalate it to the managers
+    if still unanswered (chatbot.escalation). A no-op if answered, early, or already done."""
+    from chatbot.escalation import advance_waiting_chats
+
+    return advance_waiting_chats(ids=[conversation_id])
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def advance_waiting_chats() -> tuple[int, int]:
+    """Beat, every 15 s: the same for every waiting chat (the safety net for a lost countdown task)."""
+    from chatbot.escalation import advance_waiting_chats
+
+    return advance_waiting_chats()

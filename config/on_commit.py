@@ -96,6 +96,26 @@ def enqueue_once_on_commit(task_name: str, *, key: str, seconds: float, countdow
     transaction.on_commit(enqueue_once, robust=True)
 
 
+def enqueue_later_on_commit(task_name: str, *args: Any, countdown: float) -> None:
+    """After commit, send the task for a worker to start `countdown` seconds later: a timer whose
+    loss is harmless because a periodic sweep does the same work (the database is the outbox).
+    Sent in line only while the broker answers; during an outage (or with eager tasks, which
+    cannot wait) nothing is sent and the sweep does it."""
+    task_named(task_name)
+
+    def enqueue_later() -> None:
+        sender = publisher()
+        if app.conf.task_always_eager or sender.in_background:
+            return
+        try:
+            task_named(task_name).apply_async(args, countdown=countdown)
+        except Exception as exc:  # the broker failed: the publisher's outage handling takes over
+            sender._failed(exc)
+
+    enqueue_later.__qualname__ = f"enqueue later {task_name}{args}"
+    transaction.on_commit(enqueue_later, robust=True)
+
+
 def nudge_received(key: str) -> None:
     """The coalesced task started: later commits may nudge again (see enqueue_once_on_commit)."""
     try:

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "dataio",  # CSV/Excel import and CSV export
     "tracking",  # website tracking snippet and the events API
     "outreach",  # outbound email with signed open/click tracking, replies
+    "sequences",  # follow-up sequences: emails, waits and tasks a manager defines
     "webhooks",  # signed outgoing webhooks
     # On top of the product; nothing above imports them.
     "demo",
@@ -80,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.time_zones.TimeZoneMiddleware",  # times in the reader's zone (profile, else browser)
     "audit.middleware.AuditMiddleware",  # who changed a row (PostgreSQL), refused accesses
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -354,6 +356,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update(
         "chat_code_ip": env.str("CHAT_RATE_CODE_IP_HOUR", default="10/hour"),
         "chat_code_site": env.str("CHAT_RATE_CODE_SITE_HOUR", default="300/hour"),
         "chat_code_confirm": env.str("CHAT_RATE_CODE_CONFIRM_HOUR", default="10/hour"),
+        "chat_promise_ip": env.str("CHAT_RATE_PROMISE_IP_HOUR", default="10/hour"),
     }
 )
 # A one-time email code works for this many minutes (and once, and for 5 wrong tries at most).
@@ -365,6 +368,25 @@ CELERY_BEAT_SCHEDULE["chat-purge-empty"] = {
     "task": "chatbot.tasks.purge_empty_chats",
     "schedule": crontab(minute=25),  # hourly
     "options": {"expires": 3000.0},
+}
+# Routing (docs/chat.md#routing): a chat handed off to a person goes to the lead's owner on duty or
+# the next salesperson on duty; unanswered this many seconds later it is offered to everyone on
+# duty, and later still the managers are alerted. A countdown task per chat does it on time; the
+# chat-route-waiting beat task is the safety net for a lost one.
+CHAT_OFFER_ALL_AFTER_S = env.int("CHAT_OFFER_ALL_AFTER_S", default=60)
+CHAT_ESCALATE_AFTER_S = env.int("CHAT_ESCALATE_AFTER_S", default=180)
+CELERY_BEAT_SCHEDULE["chat-route-waiting"] = {
+    "task": "chatbot.tasks.advance_waiting_chats",
+    "schedule": 15.0,
+    "options": {"expires": 14.0},
+}
+# Promises (docs/dashboard.md#follow-ups): an overdue follow-up alerts its owner, and the managers
+# this many minutes after it fell due (each once).
+FOLLOW_UP_ESCALATE_AFTER_MIN = env.int("FOLLOW_UP_ESCALATE_AFTER_MIN", default=60)
+CELERY_BEAT_SCHEDULE["leadcrm-escalate-follow-ups"] = {
+    "task": "leadcrm.tasks.escalate_overdue_follow_ups",
+    "schedule": 60.0,
+    "options": {"expires": 55.0},
 }
 
 # --- Accounts: API tokens, login throttle, Content-Security-Policy (accounts) -------------------
@@ -492,6 +514,15 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["email_inbound"] = env.str("EMAIL_INBOU
 CELERY_BEAT_SCHEDULE["outreach-sweep-emails"] = {
     "task": "outreach.tasks.sweep_emails",
     "schedule": 60.0,  # emails whose send task was lost, and retries after an SMTP failure
+    "options": {"expires": 55.0},
+}
+
+# --- Follow-up sequences (sequences) ----------------------------------------------------------
+# docs/sequences.md: every minute, leads who replied, converted or opted out leave their sequence,
+# new members of followed segments join, and due steps run (a bounded batch, SKIP LOCKED).
+CELERY_BEAT_SCHEDULE["sequences-run-due"] = {
+    "task": "sequences.tasks.run_due_steps",
+    "schedule": 60.0,
     "options": {"expires": 55.0},
 }
 

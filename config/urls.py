@@ -58,6 +58,7 @@ urlpatterns = [
     path("privacy/", include("privacy.urls")),
     path("audit/", include("audit.urls")),  # the audit trail (managers)
     path("", include("outreach.urls")),  # /e/o/… open pixel, /e/c/… click links, /email/leads/<id>/
+    path("sequences/", include("sequences.urls")),  # follow-up sequences (managers; the lead panel)
     path("webhooks/", include("webhooks.urls")),  # outgoing webhooks (managers)
     path("import/", include("dataio.urls")),  # CSV/Excel import and CSV export
 ]

@@ -41,6 +41,9 @@ from leadcrm.permissions import MANAGER_GROUP, SALESPERSON_GROUP
 DEMO_EMAIL_DOMAIN_MARK = "demo"  # demo leads' emails are name.n@<company>.demo.example
 DEMO_PASSWORD = "demo"
 SALES_USERS = ("sales1", "sales2", "sales3")
+# On duty from the start, so the demo's "Talk to a person" is live and hand-offs are routed;
+# sales3 is off duty (the toggle is in the nav).
+ON_DUTY_USERS = ("sales1", "sales2")
 
 FIRST_NAMES = [
     "Olivia",
@@ -334,6 +337,8 @@ def ensure_demo_users() -> tuple[User, list[User], int]:
             user.save(update_fields=["password"])
             created += 1
         user.groups.add(group)
+        if was_created and username in ON_DUTY_USERS:
+            services.set_on_duty(user=user, on_duty=True)
         users.append(user)
     return users[0], users[1:], created
 
@@ -365,7 +370,7 @@ def seed_demo_data(*, seed: int = 7, leads: int = 3000, now: datetime, stdout: A
     existing = set(
         Lead.objects.filter(email__contains=f".{DEMO_EMAIL_DOMAIN_MARK}.").values_list("email", flat=True)
     )
-    plans = [_plan_lead(rng, i, today) for i in range(leads)]  # always drawn, so the rng stays in step
+    plans = [_plan_lead(rng, i, today, now) for i in range(leads)]  # always drawn, so the rng stays in step
     new_plans = [p for p in plans if p["lead"]["email"] not in existing]
 
     with transaction.atomic():
@@ -426,8 +431,8 @@ def seed_demo_data(*, seed: int = 7, leads: int = 3000, now: datetime, stdout: A
 _LOGGED_KINDS = {InteractionKind.CALL, InteractionKind.MEETING, InteractionKind.NOTE}
 
 
-def _plan_lead(rng: random.Random, i: int, today: datetime) -> dict[str, Any]:
-    """One lead and its history, drawn from the rng (no database access)."""
+def _plan_lead(rng: random.Random, i: int, today: datetime, now: datetime) -> dict[str, Any]:
+    """One lead and its history, drawn from the rng (no database access); nothing after `now`."""
     spam = rng.random() < 0.03
     first, last = rng.choice(SPAM_NAMES) if spam else (rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES))
     industry = rng.choice(list(INDUSTRIES))
@@ -480,7 +485,7 @@ def _plan_lead(rng: random.Random, i: int, today: datetime) -> dict[str, Any]:
             )
 
     # Engagement follows intent; closed leads' activity stops at the outcome (purchases follow a win).
-    end = closed_at or today + timedelta(hours=20)
+    end = closed_at or now
     span = max((end - created).total_seconds(), 3600.0)
     engagement = math.exp(0.8 * intent) * (0.3 if spam else 1.0)
     interactions: list[tuple[int, datetime, dict, float | None]] = []
@@ -564,6 +569,8 @@ def _plan_lead(rng: random.Random, i: int, today: datetime) -> dict[str, Any]:
     owner_index = None
     if status != LeadStatus.NEW or rng.random() < 0.35:
         owner_index = rng.randrange(len(SALES_USERS))
+    # A click minutes after its open, a chat's later lines: never after now, whatever was drawn.
+    interactions = [(kind, min(t, now), payload, s) for kind, t, payload, s in interactions]
     last_activity = max((t for _, t, _, _ in interactions), default=None)
     consent_at = created if rng.random() < 0.6 else None
     lead = {

@@ -8,7 +8,10 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from demo.chat_history import seed_chat_history
 from demo.site import install_demo_site
+from leadcrm import playbook
+from leadcrm.models import CannedReply, PlaybookKind
 from scoring import defaults
 from scoring import services as scoring
 from scoring.ml import services as ml
@@ -19,7 +22,9 @@ from webhooks.models import Event, Webhook
 DEMO_WEBHOOK_NAME = "Demo receiver"
 
 
-def seed_apps(*, now: datetime, site_origins: Sequence[str] = ()) -> Iterator[str]:
+def seed_apps(
+    *, now: datetime, site_origins: Sequence[str] = (), playbook_kind: str = "shop"
+) -> Iterator[str]:
     """Run each app's idempotent demo set-up and say what it did."""
     added = defaults.install_default_rules()
     yield f"Scoring: default rules and grade bands in place ({added} rules added)."
@@ -33,7 +38,30 @@ def seed_apps(*, now: datetime, site_origins: Sequence[str] = ()) -> Iterator[st
     yield f"Scoring: {run.done_leads} leads scored."
     site = install_demo_site(origins=site_origins)
     yield f"Chat: demo site “{site.name}” (key {site.public_key}) with {site.faq_entries.count()} FAQ entries."
+    yield seed_chat_history(site, now=now)
     yield _demo_webhook(site_origins[0] if site_origins else "http://127.0.0.1:8000")
+    yield _demo_playbook(playbook_kind)
+
+
+DEMO_CANNED_REPLIES = (
+    ("Hello", "Hi {first_name}, this is {agent_name} from the bakery. How can I help?"),
+    ("Tasting", "Hi {first_name}, we'd love to invite you to a free cake tasting. Which day suits you?"),
+    ("Catering quote", "Thanks, {first_name}! For a catering quote, how many guests and on which date?"),
+)
+
+
+def _demo_playbook(kind: str) -> str:
+    """The bakery's playbook (a local shop/café one) and a few canned replies, once."""
+    current = playbook.current()
+    if current is None:
+        playbook.apply_defaults(kind=kind)
+        said = f"Playbook: started from the “{PlaybookKind(kind).label}” defaults."
+    else:
+        said = f"Playbook: “{current.get_kind_display()}” already in place."
+    if not CannedReply.objects.exists():
+        CannedReply.objects.bulk_create(CannedReply(title=t, text=x) for t, x in DEMO_CANNED_REPLIES)
+        said += f" {len(DEMO_CANNED_REPLIES)} canned replies added."
+    return said
 
 
 def _demo_webhook(origin: str) -> str:

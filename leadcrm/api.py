@@ -267,7 +267,7 @@ class InteractionSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         return value
 
     def validate_occurred_at(self, value: Any) -> Any:
-        if value > timezone.now() + timedelta(minutes=5):
+        if services.is_future(value):
             raise serializers.ValidationError("An interaction cannot happen in the future.")
         if value < EARLIEST_INTERACTION:
             raise serializers.ValidationError("An interaction cannot be dated before 1970.")

@@ -89,3 +89,55 @@ def bars(rows: Sequence[tuple[str, float]], *, fmt: str = "{:.0f}") -> list[Bar]
         Bar(label, value, f"{round(100 * max(value, 0) / top, 1)}", fmt.format(value))
         for label, value in rows
     ]
+
+
+@dataclass(frozen=True)
+class Column:
+    x: str
+    y: str
+    width: str
+    height: str
+    label: str  # for the <title> tooltip, e.g. "week of 2026-03-02: 14"
+
+
+@dataclass(frozen=True)
+class ColumnChart:
+    width: int
+    height: int
+    columns: list[Column]
+    max_value: float
+    first_label: str
+    last_label: str
+
+    @property
+    def empty(self) -> bool:
+        return not self.columns or self.max_value <= 0
+
+
+def columns(
+    rows: Sequence[tuple[str, float]],
+    *,
+    width: int = 320,
+    height: int = 90,
+    gap: float = 1.0,
+    fmt: str = "{:.0f}",
+) -> ColumnChart:
+    """Vertical columns, one per (label, value), oldest left, scaled to the largest value."""
+    if not rows:
+        return ColumnChart(width, height, [], 0, "", "")
+    top = max(max(v for _, v in rows), 0)
+    step = width / len(rows)
+    bar = max(step - gap, 0.5)
+    out = []
+    for i, (label, value) in enumerate(rows):
+        h = round(height * max(value, 0) / top, 1) if top else 0.0
+        out.append(
+            Column(
+                f"{round(i * step, 1)}",
+                f"{round(height - h, 1)}",
+                f"{round(bar, 1)}",
+                f"{h}",
+                f"{label}: {fmt.format(value)}",
+            )
+        )
+    return ColumnChart(width, height, out, top, rows[0][0], rows[-1][0])

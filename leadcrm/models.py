@@ -533,6 +533,10 @@ class FollowUp(models.Model):
     )
     created_at = models.DateTimeField(default=utc_now)
     updated_at = models.DateTimeField(auto_now=True)  # the API's change feed (updated_after)
+    # Overdue escalation (leadcrm.tasks.escalate_overdue_follow_ups): when the owner was told it is
+    # overdue, and when the managers were; each fires once. Rescheduling clears both.
+    overdue_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    escalated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["due_at"]
@@ -540,6 +544,21 @@ class FollowUp(models.Model):
             models.Index(fields=["assigned_to", "done_at", "due_at"], name="followup_todo_idx"),
             models.Index(fields=["lead", "due_at"], name="followup_lead_idx"),
             models.Index(fields=["updated_at", "id"], name="followup_sync_idx"),
+            # The escalation sweep: open follow-ups not yet escalated, by due time.
+            models.Index(
+                fields=["due_at"],
+                name="followup_escalation_idx",
+                condition=Q(done_at__isnull=True, escalated_at__isnull=True),
+            ),
+        ]
+        constraints = [
+            # No promise without an owner: an open follow-up always has someone assigned
+            # (leadcrm.services.add_follow_up routes one; a user who is deleted hands theirs on).
+            models.CheckConstraint(
+                condition=Q(done_at__isnull=False) | Q(assigned_to__isnull=False),
+                name="followup_open_has_owner",
+                violation_error_message="An open follow-up needs an owner.",
+            )
         ]
 
     def __str__(self) -> str:
@@ -651,3 +670,10 @@ class StaffProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({'on duty' if self.on_duty else 'off duty'})"
+
+
+# The playbook and canned replies live in their own module; imported here so Django registers them.
+from leadcrm.playbook_models import CannedReply as CannedReply  # noqa: E402
+from leadcrm.playbook_models import Playbook as Playbook  # noqa: E402
+from leadcrm.playbook_models import PlaybookKind as PlaybookKind  # noqa: E402
+from leadcrm.playbook_models import PlaybookRule as PlaybookRule  # noqa: E402

@@ -17,6 +17,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from leadcrm import playbook
 from leadcrm import talking_points as tp
 from leadcrm.models import CLOSED_STATUSES, FollowUp, Interaction, InteractionKind, Lead, Segment
 from leadcrm.permissions import MANAGER_GROUP, SALESPERSON_GROUP, is_manager
@@ -92,6 +93,7 @@ class QueuePage:
     number: int
     per_page: int
     has_next: bool
+    after: Lead | None = None  # the first lead of the next page (the last row's "why above")
 
     @property
     def has_previous(self) -> bool:
@@ -170,6 +172,13 @@ def lead_queue(
     return leads.order_by(*SORTS.get(sort or "priority", SORTS["priority"])[1])
 
 
+def next_in_queue(*, user: Any, lead: Lead) -> Lead | None:
+    """The lead after `lead` in the viewer's working queue (priority order); else its first lead."""
+    leads = lead_queue(user=user).exclude(pk=lead.pk)
+    after = leads.filter(Q(priority__lt=lead.priority) | Q(priority=lead.priority, id__gt=lead.pk)).first()
+    return after or leads.first()
+
+
 def _decorate(lead: Lead, now: datetime) -> Lead:
     lead.top_reason = top_reason(lead)
     lead.is_live = bool(lead.live_until and lead.live_until > now)
@@ -186,7 +195,13 @@ def queue_page(
     rows = list(leads[start : start + per_page + 1])
     for lead in rows:
         _decorate(lead, now)
-    return QueuePage(rows=rows[:per_page], number=page, per_page=per_page, has_next=len(rows) > per_page)
+    return QueuePage(
+        rows=rows[:per_page],
+        number=page,
+        per_page=per_page,
+        has_next=len(rows) > per_page,
+        after=rows[per_page] if len(rows) > per_page else None,
+    )
 
 
 def filter_choices(*, user: Any) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
@@ -273,6 +288,14 @@ def _split(items: Sequence[Any], key: str) -> tuple[list[dict[str, Any]], list[d
     return up, down
 
 
+def stated_interests(custom: Any) -> tuple[str, ...]:
+    """What the visitor told the chat they are interested in (`custom["interested_in"]`)."""
+    found = custom.get("interested_in") if isinstance(custom, dict) else None
+    if isinstance(found, str):
+        found = [found]
+    return tuple(str(i) for i in found or () if str(i).strip())
+
+
 def lead_context(*, user: Any, lead_id: int, now: datetime | None = None) -> LeadContext:
     """Everything the lead context panel shows, in a fixed handful of queries."""
     now = now or timezone.now()
@@ -318,7 +341,10 @@ def lead_context(*, user: Any, lead_id: int, now: datetime | None = None) -> Lea
         touches=touches,
         overdue_follow_ups=sum(1 for f in follow_ups if f.due_at < now),
         due_today_follow_ups=sum(1 for f in follow_ups if now <= f.due_at < end_of_day),
+        grade=lead.grade or "",
+        interests=stated_interests(lead.custom),
     )
+    rules = playbook.rules()
     sentiments = [
         (
             i.occurred_at,
@@ -340,8 +366,8 @@ def lead_context(*, user: Any, lead_id: int, now: datetime | None = None) -> Lea
         sentiments=sentiments,
         segments=segments,
         follow_ups=follow_ups,
-        advice=tp.advise(facts, now=now),
-        interests=tp.interests(touches),
+        advice=tp.advise(facts, now=now, rules=rules),
+        interests=tp.interests(touches, rules),
         live_now=live_now,
         local_time=tp.local_time(lead.timezone, now),
         rules_up=rules_up,
@@ -383,6 +409,16 @@ def follow_ups_for(
         "today": [f for f in rows if now <= f.due_at < end_of_day],
         "upcoming": [f for f in rows if f.due_at >= end_of_day],
     }
+
+
+def due_counts(*, user: Any, now: datetime | None = None) -> dict[str, int]:
+    """`user`'s open follow-ups past their due time ("overdue") and due later today ("today"): one
+    aggregate. Kept apart: "114 due today" that are mostly overdue misleads."""
+    now = now or timezone.now()
+    return FollowUp.objects.filter(assigned_to=user, done_at__isnull=True).aggregate(
+        overdue=Count("id", filter=Q(due_at__lt=now)),
+        today=Count("id", filter=Q(due_at__gte=now, due_at__lt=end_of_today(now))),
+    )
 
 
 def due_count(*, user: Any, now: datetime | None = None) -> int:

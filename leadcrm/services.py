@@ -74,6 +74,16 @@ CONSENT_FLAGS: dict[str, str] = {
     "marketing_consent": ConsentPurpose.MARKETING,
     "contact_consent": ConsentPurpose.CONTACT,
 }
+# Clocks differ: a sender's "now" may be a little ahead of ours. A time from outside (pages, API,
+# imports, tracking, chat, seeds) may lie at most this far after now: the one rule for all of them.
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+def is_future(when: datetime, *, now: datetime | None = None) -> bool:
+    """Whether `when` is later than now plus FUTURE_SLACK (a time nothing may store)."""
+    return when > (now or timezone.now()) + FUTURE_SLACK
+
+
 CONSENT_SOURCE_MESSAGE = (
     "A consent change needs its source (widget, import, api, salesperson or admin), "
     "so the business can show where it came from."
@@ -308,7 +318,7 @@ def record_interaction(
         raise ValidationError({"kind": NO_TRACKING_MESSAGE}, code="no_consent")
     now = timezone.now()
     occurred_at = occurred_at or now
-    if occurred_at > now + timedelta(minutes=5):
+    if is_future(occurred_at, now=now):
         raise ValidationError({"occurred_at": "An interaction cannot happen in the future."})
     interaction = Interaction(
         lead_id=lead_id,
@@ -401,7 +411,9 @@ def load_history(
     afterwards (`scoring.services.recompute_all`). `interactions[i]` belongs to `leads[i]`; the
     lifecycle stamps (status_changed_at, closed_at) are the history's own, kept as given, and a
     closed lead without a closing time is stamped with its creation time so training counts it.
+    A time after now (beyond FUTURE_SLACK) is refused: history cannot happen in the future.
     """
+    _refuse_future_history(leads, interactions, now=timezone.now())
     for lead in leads:
         if lead.status in CLOSED_STATUSES and lead.closed_at is None:
             lead.closed_at = lead.status_changed_at or lead.created_at
@@ -433,6 +445,27 @@ def load_history(
                 rows.append(interaction)
         Interaction.objects.bulk_create(rows, batch_size=5000)
     return len(leads), len(rows)
+
+
+HISTORY_LEAD_TIMES = ("created_at", "last_activity_at", "status_changed_at", "qualified_at", "closed_at")
+
+
+def _refuse_future_history(
+    leads: Sequence[Lead], interactions: Sequence[Sequence[Interaction]], *, now: datetime
+) -> None:
+    for i, lead in enumerate(leads):
+        for name in HISTORY_LEAD_TIMES:
+            value = getattr(lead, name)
+            if value is not None and is_future(value, now=now):
+                raise ValidationError(
+                    {name: f"Lead {i + 1} ({lead.email or 'no email'}): {name} is in the future."}
+                )
+    for i, history in enumerate(interactions):
+        for interaction in history:
+            if is_future(interaction.occurred_at, now=now):
+                raise ValidationError(
+                    {"occurred_at": f"Lead {i + 1}: an interaction cannot happen in the future."}
+                )
 
 
 def claim_lead(*, lead: Lead, user: User) -> Lead:
@@ -627,7 +660,7 @@ def update_interaction(
         raise ValidationError(dict.fromkeys(unknown, "This field of an interaction cannot be changed."))
     for name, value in changes.items():
         setattr(interaction, name, value)
-    if interaction.occurred_at > timezone.now() + timedelta(minutes=5):
+    if is_future(interaction.occurred_at):
         raise ValidationError({"occurred_at": "An interaction cannot happen in the future."})
     interaction.full_clean(exclude=["lead"], validate_constraints=False)
     _check_interaction_constraints(interaction)
@@ -657,15 +690,18 @@ def add_follow_up(
     created_by: User | None = None,
     now: datetime | None = None,
 ) -> FollowUp:
-    """Create a follow-up task; it must be due in the future."""
+    """Create a follow-up task, due in the future and never without an owner: the one given, else
+    the lead's owner, else whoever makes the promise, else the routing rule's (`follow_up_owner`)."""
     now = now or timezone.now()
     if due_at < now - timedelta(minutes=1):
         raise ValidationError({"due_at": "A follow-up must be due in the future."})
+    if assigned_to is not None and not assigned_to.is_active:
+        raise ValidationError({"assigned_to": "This person no longer works here: pick someone else."})
     follow_up = FollowUp(
         lead=lead,
         due_at=due_at,
         note=note.strip(),
-        assigned_to=assigned_to or lead.owner or created_by,
+        assigned_to=assigned_to or follow_up_owner(lead=lead, created_by=created_by, now=now),
         created_by=created_by,
         created_at=now,
     )
@@ -871,6 +907,16 @@ def update_follow_up(
     due_at = changes.get("due_at", follow_up.due_at)
     if due_at != follow_up.due_at and due_at < now - timedelta(minutes=1):
         raise ValidationError({"due_at": "A follow-up must be due in the future."})
+    if "assigned_to" in changes:
+        owner = changes["assigned_to"]
+        if owner is None:
+            raise ValidationError({"assigned_to": "A follow-up needs an owner: pick who does it."})
+        if not owner.is_active:
+            raise ValidationError({"assigned_to": "This person no longer works here: pick someone else."})
+        if owner.pk != follow_up.assigned_to_id:
+            follow_up.overdue_alerted_at = None  # the new owner is told if it is overdue
+    if due_at != follow_up.due_at:
+        follow_up.overdue_alerted_at = follow_up.escalated_at = None  # a new promise: a new clock
     for name, value in changes.items():
         setattr(follow_up, name, value.strip() if name == "note" else value)
     follow_up.full_clean()
@@ -1036,7 +1082,7 @@ def _clean_import_row(row: ImportRow, now: datetime) -> tuple[Lead | None, str]:
     if problem := json_problem(custom):
         return None, f"custom: {problem}"
     created = values.get("created_at")
-    if created is not None and created > now + timedelta(minutes=5):
+    if created is not None and is_future(created, now=now):
         return None, "created_at: a lead cannot be created in the future."
     lead = _new_lead(values)
     lead.custom = custom
@@ -1046,7 +1092,7 @@ def _clean_import_row(row: ImportRow, now: datetime) -> tuple[Lead | None, str]:
         when = row.outcome_at
         if when is None:
             return None, "outcome_date: say when the lead was won or lost."
-        if when > now + timedelta(minutes=5) or when < EARLIEST_INTERACTION:
+        if is_future(when, now=now) or when < EARLIEST_INTERACTION:
             return None, "outcome_date: the date must be between 1970 and today."
         lead.status = row.outcome
         lead.lost_reason = row.lost_reason.strip() if row.outcome == LeadStatus.LOST else ""
@@ -1432,9 +1478,6 @@ def _flat_and_clean(payload: dict) -> bool:
     return True
 
 
-FUTURE_SLACK = timedelta(minutes=5)  # clocks differ: "now" on the sender may be a little ahead
-
-
 def _event_problem(
     kind: int, occurred_at: datetime, client_event_id: Any, payload: Any, latest: datetime
 ) -> str | None:
@@ -1680,3 +1723,108 @@ def update_staff_profile(*, user: User, **values: Any) -> StaffProfile:
     profile.full_clean(exclude=["user"])
     profile.save(update_fields=list(values))
     return profile
+
+
+# --- Promises: an owner for every follow-up, and escalation when overdue (docs/dashboard.md) -------
+
+from django.conf import settings as django_settings  # noqa: E402  (this section's own imports)
+from django.urls import reverse  # noqa: E402
+
+from leadcrm import alerts, routing  # noqa: E402
+
+ESCALATION_BATCH = 1000  # follow-ups per sweep pass; the rest go on the next pass
+
+
+def follow_up_owner(*, lead: Lead, created_by: User | None = None, now: datetime | None = None) -> User:
+    """Who owns a new promise on `lead` when nobody was named: the lead's owner, else the person
+    making it, else the routing rule (`leadcrm.routing.promise_owner`). Never nobody."""
+    now = now or timezone.now()
+    if lead.owner_id is not None and routing.is_staff_member(lead.owner):
+        return lead.owner  # type: ignore[return-value]
+    if created_by is not None and created_by.is_active:
+        return created_by
+    return routing.promise_owner(lead, now=now)
+
+
+def hand_on_follow_ups(*, user: User, now: datetime | None = None) -> int:
+    """Give `user`'s open follow-ups to others by the routing rule (they are leaving); returns how
+    many. Runs before a user is deleted (a pre_delete receiver), so no open promise loses its owner."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        mine = list(
+            FollowUp.objects.select_for_update(of=("self",))
+            .filter(assigned_to=user, done_at__isnull=True)
+            .select_related("lead", "lead__owner")
+        )
+        for follow_up in mine:
+            follow_up.assigned_to = routing.promise_owner(follow_up.lead, now=now, exclude={user.pk})
+            follow_up.overdue_alerted_at = None
+            follow_up.updated_at = now
+        FollowUp.objects.bulk_update(
+            mine, ["assigned_to", "overdue_alerted_at", "updated_at"], batch_size=500
+        )
+    return len(mine)
+
+
+def hand_on_before_delete(sender: Any, instance: User, **kwargs: Any) -> None:
+    """pre_delete of a user (connected in leadcrm.apps): their open follow-ups go to others first."""
+    hand_on_follow_ups(user=instance)
+
+
+def needs_attention(*, now: datetime | None = None) -> Any:
+    """Open follow-ups a manager must look at: overdue, or whose owner left (inactive)."""
+    now = now or timezone.now()
+    return (
+        FollowUp.objects.filter(done_at__isnull=True)
+        .filter(Q(due_at__lt=now) | Q(assigned_to__is_active=False))
+        .select_related("lead", "assigned_to")
+        .order_by("due_at", "pk")
+    )
+
+
+def escalate_overdue_follow_ups(*, now: datetime | None = None) -> tuple[int, int]:
+    """Alert owners of follow-ups that fell due, and the managers FOLLOW_UP_ESCALATE_AFTER_MIN
+    later; each once (marked overdue_alerted_at / escalated_at). Set-based; safe to run twice or
+    concurrently (rows locked with SKIP LOCKED). Returns (owner alerts, escalations) made."""
+    now = now or timezone.now()
+    grace = timedelta(minutes=django_settings.FOLLOW_UP_ESCALATE_AFTER_MIN)
+    open_ones = FollowUp.objects.filter(done_at__isnull=True, escalated_at__isnull=True)
+    with transaction.atomic():
+        newly_due = list(
+            open_ones.select_for_update(skip_locked=True, of=("self",))
+            .filter(overdue_alerted_at__isnull=True, due_at__lte=now)
+            .order_by("due_at")
+            .values_list("pk", "assigned_to_id")[:ESCALATION_BATCH]
+        )
+        FollowUp.objects.filter(pk__in=[pk for pk, _ in newly_due]).update(overdue_alerted_at=now)
+        by_owner: dict[int, list[int]] = {}
+        for pk, owner_id in newly_due:
+            by_owner.setdefault(owner_id, []).append(pk)
+        mine_url = reverse("leadcrm:follow_ups")
+        for owner_id, ids in by_owner.items():
+            alerts.publish(
+                "followup.overdue",
+                {"count": len(ids), "follow_ups": ids[:20], "escalated": False, "url": mine_url},
+                users=[owner_id],
+            )
+        late = list(
+            open_ones.select_for_update(skip_locked=True, of=("self",))
+            .filter(due_at__lte=now - grace)
+            .order_by("due_at")
+            .values_list("pk", flat=True)[:ESCALATION_BATCH]
+        )
+        FollowUp.objects.filter(pk__in=late).update(
+            escalated_at=now, overdue_alerted_at=Coalesce("overdue_alerted_at", Value(now))
+        )
+        if late:
+            alerts.publish(
+                "followup.overdue",
+                {
+                    "count": len(late),
+                    "follow_ups": late[:20],
+                    "escalated": True,
+                    "url": reverse("leadcrm:follow_ups_attention"),
+                },
+                managers=True,
+            )
+    return len(newly_due), len(late)

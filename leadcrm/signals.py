@@ -23,6 +23,10 @@ rolls back with the change itself. Receivers must be quick and set-based: no net
 `leads_erased`: `lead_ids`, the leads `leadcrm.services.anonymise_leads` just anonymised (up to
 ERASE_CHUNK per send), sent inside the erasure's transaction, so whatever a receiver deletes (the
 website tracking deletes the leads' visitor links and waiting events) goes with the erasure.
+
+`report_chat_responses`: asked (not told) by the manager reports: `since` (datetime or None for
+all time) and `until`; a receiver returns `{user_id: leadcrm.reports.ChatResponse}` for chats
+handed off in that window (the chat app answers: handoff → the first agent message).
 """
 
 from __future__ import annotations
@@ -36,3 +40,4 @@ grades_changed = Signal()
 chat_handed_off = Signal()
 leads_imported = Signal()
 leads_erased = Signal()
+report_chat_responses = Signal()

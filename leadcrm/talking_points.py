@@ -1,74 +1,35 @@
-"""Suggested next step and talking points for one lead, from transparent rules. Pure: no ORM, no I/O.
+"""Suggested next step and talking points for one lead, from the business's playbook. Pure: no ORM, no I/O.
 
 The lead context page gathers a `LeadFacts` (recent interactions, status, follow-ups…) and asks
-`advise(facts, now=…)`. Every suggestion carries the evidence it was derived from (`because`), so a
-salesperson can see *why* the page says "offer the annual plan comparison" and judge it.
+`advise(facts, now=…, rules=…)` with the playbook's rules (`leadcrm.playbook`). Every suggestion
+carries the evidence it was derived from (`because`), so a salesperson can see *why* the page says
+"offer a free cake tasting" ("Viewed /wedding-cakes 3 times in the last 14 days") and judge it.
+A few lines do not depend on the playbook: a frustrated visitor (always the first line), a live chat,
+overdue follow-ups, support tickets, unsubscribes, bounces and the lead's local time.
 """
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
+
+from leadcrm.playbook_rules import DEFAULTS, Rule, alternatives, path_matches, words_pattern
 
 FRUSTRATED_BELOW = -0.3  # average sentiment of the last chat at or below this reads as frustrated
 HAPPY_ABOVE = 0.4
+# The chat bot's own rule (chatbot.bot.NEGATIVE_SENTIMENT, the site's default hand-off count): this
+# many messages at or below that score in one chat read as frustrated even if others were neutral.
+NEGATIVE_MESSAGE = -0.35
+NEGATIVE_FOR_HANDOFF = 2
 CONVERSATION_GAP = timedelta(hours=1)  # chat messages further apart start a new conversation
 QUIET_AFTER = timedelta(days=30)
 RECENT = timedelta(days=14)
 BUSINESS_HOURS = (9, 18)  # local time at the lead, for "good time to call"
-
-
-@dataclass(frozen=True)
-class Topic:
-    """A subject visitors raise in chat, the words that reveal it, and what to do about it."""
-
-    slug: str
-    label: str
-    pattern: re.Pattern[str]
-    advice: str
-
-
-TOPICS: tuple[Topic, ...] = (
-    Topic(
-        "pricing",
-        "pricing",
-        re.compile(r"\b(pric\w*|cost\w*|expensive|cheap\w*|annual plan|discount\w*|budget)\b", re.I),
-        "offer the annual plan comparison",
-    ),
-    Topic("demo", "a demo", re.compile(r"\bdemo\w*\b", re.I), "propose two demo slots"),
-    Topic(
-        "integrations",
-        "integrations",
-        re.compile(r"\b(integrat\w*|api|connect\w*|shop system|plugin\w*|sync\w*)\b", re.I),
-        "ask which tools they use and show the integrations page",
-    ),
-    Topic(
-        "trial",
-        "the free trial",
-        re.compile(r"\b(free trial|trial)\b", re.I),
-        "offer a guided trial setup",
-    ),
-    Topic(
-        "data",
-        "data protection",
-        re.compile(r"\b(gdpr|privacy|secur\w*|data (is )?stored|where is my data|hosting)\b", re.I),
-        "send the data-protection summary",
-    ),
-    Topic(
-        "seats",
-        "team size",
-        re.compile(r"\b(how many users|users|seats?|licen[cs]es?)\b", re.I),
-        "confirm their team size and quote per seat",
-    ),
-)
-DECISION_MAKER = re.compile(
-    r"\b(owner|founder|ceo|cfo|coo|cto|managing director|director|head|vp|president)\b", re.I
-)
 
 
 @dataclass(frozen=True)
@@ -95,6 +56,8 @@ class LeadFacts:
     touches: Sequence[Touch] = ()  # any order; the rules sort
     overdue_follow_ups: int = 0
     due_today_follow_ups: int = 0
+    grade: str = ""
+    interests: Sequence[str] = ()  # what they told the chat they are interested in (lead.custom)
 
 
 @dataclass(frozen=True)
@@ -128,17 +91,6 @@ def _visitor_chat(touches: Sequence[Touch]) -> list[Touch]:
     ]
 
 
-def topic_counts(touches: Sequence[Touch]) -> Counter[str]:
-    """How many of the visitor's chat messages mention each topic."""
-    counts: Counter[str] = Counter()
-    for touch in _visitor_chat(touches):
-        text = str(touch.payload.get("text", ""))
-        for topic in TOPICS:
-            if topic.pattern.search(text):
-                counts[topic.slug] += 1
-    return counts
-
-
 def last_conversation(touches: Sequence[Touch]) -> list[Touch]:
     """The visitor's messages of their most recent chat (messages less than an hour apart)."""
     messages = sorted(_visitor_chat(touches), key=lambda t: t.occurred_at, reverse=True)
@@ -155,20 +107,26 @@ def mean_sentiment(touches: Sequence[Touch]) -> float | None:
     return sum(scores) / len(scores) if scores else None
 
 
-def interests(touches: Sequence[Touch]) -> Interests:
-    """Chat topics, most-viewed pages and downloaded content, from the interactions alone."""
-    labels = {topic.slug: topic.label for topic in TOPICS}
-    pages = Counter(str(t.payload["url"]) for t in touches if t.kind == "page_view" and t.payload.get("url"))
+def interests(touches: Sequence[Touch], rules: Sequence[Rule] = ()) -> Interests:
+    """Chat topics (the playbook's chat rules, named by their first word), most-viewed page paths
+    and downloaded content, from the interactions alone."""
+    texts = [str(t.payload.get("text", "")) for t in _visitor_chat(touches)]
+    topics: Counter[str] = Counter()
+    for rule in rules:
+        words = alternatives(rule.match)
+        if rule.signal == "chat" and words and words[0] not in topics:
+            n = sum(1 for text in texts if words_pattern(rule.match).search(text))
+            if n:
+                topics[words[0]] = n
+    pages = Counter(
+        _path(str(t.payload["url"])) for t in touches if t.kind == "page_view" and t.payload.get("url")
+    )
     downloads: list[str] = []
     for touch in sorted(touches, key=lambda t: t.occurred_at, reverse=True):
         title = touch.payload.get("title") or touch.payload.get("url")
         if touch.kind == "content_download" and title and str(title) not in downloads:
             downloads.append(str(title))
-    return Interests(
-        chat_topics=[(labels[slug], n) for slug, n in topic_counts(touches).most_common()],
-        pages=pages.most_common(5),
-        downloads=downloads[:5],
-    )
+    return Interests(chat_topics=topics.most_common(), pages=pages.most_common(5), downloads=downloads[:5])
 
 
 def _times(n: int) -> str:
@@ -184,83 +142,167 @@ def local_time(tz_name: str, now: datetime) -> datetime | None:
         return None
 
 
-def talking_points(facts: LeadFacts, *, now: datetime) -> list[Suggestion]:
-    """Short, evidence-backed things worth saying or knowing, most useful first."""
-    touches = facts.touches
-    points: list[Suggestion] = []
+def is_frustrated(touches: Sequence[Touch]) -> str:
+    """Evidence that the visitor was frustrated in their last chat ('' when not).
 
+    Either the average sentiment of their last conversation is low, or it had as many clearly
+    negative messages as make the bot hand the chat to a person (a hand-off for frustration).
+    """
     conversation = last_conversation(touches)
     mood = mean_sentiment(conversation)
+    negative = sum(1 for t in conversation if t.sentiment is not None and t.sentiment <= NEGATIVE_MESSAGE)
+    if negative >= NEGATIVE_FOR_HANDOFF:
+        return f"{negative} negative messages in their last chat (the bot hands such chats to a person)."
     if mood is not None and mood <= FRUSTRATED_BELOW:
-        points.append(
-            Suggestion(
-                "Frustrated in last chat — acknowledge that first.",
-                f"Average sentiment {mood:+.2f} over their last {len(conversation)} chat message(s).",
-                "warning",
-            )
-        )
-    elif mood is not None and mood >= HAPPY_ABOVE:
-        points.append(
-            Suggestion(
-                "Upbeat in last chat — a good moment to propose the next step.",
-                f"Average sentiment {mood:+.2f} over their last {len(conversation)} chat message(s).",
-                "good",
-            )
-        )
+        return f"Average sentiment {mood:+.2f} over their last {len(conversation)} chat message(s)."
+    return ""
 
-    counts = topic_counts(touches)
-    for topic in TOPICS:
-        n = counts.get(topic.slug, 0)
-        if n:
-            points.append(
-                Suggestion(
-                    f"Asked about {topic.label} {_times(n)} in chat — {topic.advice}.",
-                    f"{n} chat message(s) mention {topic.label}.",
-                )
-            )
 
-    pricing_views = [
-        t
-        for t in touches
-        if t.kind == "page_view"
-        and "pricing" in str(t.payload.get("url", ""))
-        and now - t.occurred_at <= RECENT
-    ]
-    if len(pricing_views) >= 2 and not counts.get("pricing"):
-        points.append(
-            Suggestion(
-                f"Viewed the pricing page {_times(len(pricing_views))} in two weeks — "
-                "offer the annual plan comparison.",
-                "Page views of /pricing in the last 14 days.",
-            )
-        )
+def _is_upbeat(touches: Sequence[Touch]) -> str:
+    conversation = last_conversation(touches)
+    mood = mean_sentiment(conversation)
+    if mood is not None and mood >= HAPPY_ABOVE:
+        return f"Average sentiment {mood:+.2f} over their last {len(conversation)} chat message(s)."
+    return ""
 
-    for title in interests(touches).downloads[:2]:
-        points.append(
-            Suggestion(f"Downloaded “{title}” — refer to it.", "A content download on their timeline.")
-        )
-    case_studies = sorted(
-        {
-            str(t.payload["url"]).rstrip("/").rsplit("/", 1)[-1]
+
+def _path(url: str) -> str:
+    return url if url.startswith("/") else urlsplit(url).path
+
+
+def _quote(words: Sequence[str]) -> str:
+    return ", ".join(f"“{w}”" for w in words)
+
+
+@dataclass
+class _Seen:
+    """What the rules look at, gathered once per lead (one pass over the touches)."""
+
+    facts: LeadFacts
+    now: datetime
+    recent_pages: Counter[str]
+    visitor_texts: list[str]
+    downloads: list[str]
+    latest: datetime | None
+    kinds: Counter[str]
+    frustrated: str
+    upbeat: str
+
+    @classmethod
+    def of(cls, facts: LeadFacts, now: datetime) -> _Seen:
+        touches = facts.touches
+        pages: Counter[str] = Counter(
+            _path(str(t.payload["url"]))
             for t in touches
-            if t.kind == "page_view" and "case-stud" in str(t.payload.get("url", ""))
-        }
-    )
-    if case_studies:
-        points.append(
-            Suggestion(
-                f"Read the {', '.join(case_studies)} case stud{'ies' if len(case_studies) > 1 else 'y'} — "
-                "bring up a similar customer.",
-                "Page views under /case-studies/.",
-            )
+            if t.kind == "page_view" and t.payload.get("url") and now - t.occurred_at <= RECENT
+        )
+        return cls(
+            facts=facts,
+            now=now,
+            recent_pages=pages,
+            visitor_texts=[str(t.payload.get("text", "")) for t in _visitor_chat(touches)],
+            downloads=interests(touches).downloads,
+            latest=max((t.occurred_at for t in touches), default=None),
+            kinds=Counter(t.kind for t in touches),
+            frustrated=is_frustrated(touches),
+            upbeat=_is_upbeat(touches),
         )
 
-    replies = sorted((t for t in touches if t.kind == "email_reply"), key=lambda t: t.occurred_at)
-    if replies and now - replies[-1].occurred_at <= RECENT:
-        subject = replies[-1].payload.get("subject") or "an email"
-        points.append(
-            Suggestion(f"Replied to “{subject}” — answer in that thread.", "A recent email reply.", "good")
+
+def _evidence(rule: Rule, seen: _Seen) -> str:
+    """Why `rule` fires for this lead ('' when it does not): what the salesperson can check."""
+    facts, signal, match = seen.facts, rule.signal, rule.match
+    if signal == "page":
+        hits = [(p, n) for p, n in seen.recent_pages.most_common() if path_matches(p, match)]
+        if not hits:
+            return ""
+        return "Viewed " + "; ".join(f"{p} {_times(n)}" for p, n in hits[:2]) + " in the last 14 days."
+    if signal == "chat":
+        pattern = words_pattern(match)
+        found = [m.group(0).lower() for text in seen.visitor_texts if (m := pattern.search(text))]
+        if not found:
+            return ""
+        return f"Wrote {_quote(sorted(set(found))[:3])} in chat ({len(found)} message{'s' if len(found) > 1 else ''})."
+    if signal == "interest":
+        pattern = words_pattern(match)
+        said = [i for i in facts.interests if pattern.search(i)]
+        return f"Told the chat they are interested in {', '.join(said)}." if said else ""
+    if signal == "download":
+        titles = [d for d in seen.downloads if not match.strip() or words_pattern(match).search(d)]
+        return f"Downloaded {_quote(titles[:2])}." if titles else ""
+    if signal == "job_title":
+        return (
+            f"Job title: {facts.job_title}."
+            if facts.job_title and words_pattern(match).search(facts.job_title)
+            else ""
         )
+    if signal == "status":
+        wanted = {p.lower() for p in alternatives(match)}
+        if facts.status not in wanted:
+            return ""
+        reason = f" ({facts.lost_reason})" if facts.status == "lost" and facts.lost_reason else ""
+        return f"The lead is {facts.status}{reason}."
+    if signal == "grade":
+        grade = facts.grade.upper()
+        return (
+            f"Grade {grade}."
+            if grade and any(grade.startswith(p.upper()) for p in alternatives(match))
+            else ""
+        )
+    if signal == "probability":
+        p = facts.ml_probability
+        threshold = int(match.strip() or 0) / 100 if match.strip().isdigit() else 2.0
+        return (
+            f"The model puts their chance of buying at {p:.0%}." if p is not None and p >= threshold else ""
+        )
+    if signal == "frustrated":
+        return seen.frustrated
+    if signal == "upbeat":
+        return seen.upbeat
+    if signal == "overdue":
+        n = facts.overdue_follow_ups
+        return f"{n} follow-up(s) past their due time." if n else ""
+    if signal == "email_reply":
+        replies = sorted((t for t in facts.touches if t.kind == "email_reply"), key=lambda t: t.occurred_at)
+        if replies and seen.now - replies[-1].occurred_at <= RECENT:
+            subject = replies[-1].payload.get("subject") or "an email"
+            return f"Replied to “{subject}”."
+        return ""
+    if signal == "new_lead":
+        touched = seen.kinds.get("call") or seen.kinds.get("meeting") or seen.kinds.get("email_sent")
+        return (
+            "New lead; nobody has called, met or written yet."
+            if facts.status == "new" and not touched
+            else ""
+        )
+    if signal == "quiet":
+        if seen.latest is not None and seen.now - seen.latest > QUIET_AFTER:
+            return f"No activity for {(seen.now - seen.latest).days} days."
+        return ""
+    return ""
+
+
+def _fired(rules: Sequence[Rule], seen: _Seen) -> list[tuple[Rule, str]]:
+    return [(rule, why) for rule in rules if (why := _evidence(rule, seen))]
+
+
+_TONES = {"frustrated": "warning", "overdue": "warning", "upbeat": "good", "email_reply": "good"}
+
+
+def _talking_points(facts: LeadFacts, seen: _Seen, fired: Sequence[tuple[Rule, str]]) -> list[Suggestion]:
+    touches = facts.touches
+    points: list[Suggestion] = []
+    if seen.frustrated:  # always first, whatever the playbook says
+        points.append(
+            Suggestion("Frustrated in last chat — acknowledge that first.", seen.frustrated, "warning")
+        )
+    shown: set[str] = set()
+    for rule, why in fired:
+        text = rule.talking_point.strip()
+        if text and text not in shown and rule.signal != "frustrated":
+            shown.add(text)
+            points.append(Suggestion(text, why, _TONES.get(rule.signal, "info")))
+
     tickets = [t for t in touches if t.kind == "support_ticket"]
     if tickets:
         subject = max(tickets, key=lambda t: t.occurred_at).payload.get("subject") or "a question"
@@ -271,7 +313,7 @@ def talking_points(facts: LeadFacts, *, now: datetime) -> list[Suggestion]:
                 "warning",
             )
         )
-    if any(t.kind == "unsubscribe" for t in touches):
+    if seen.kinds.get("unsubscribe"):
         points.append(
             Suggestion(
                 "Unsubscribed from emails — call or chat instead of mailing.",
@@ -279,16 +321,9 @@ def talking_points(facts: LeadFacts, *, now: datetime) -> list[Suggestion]:
                 "warning",
             )
         )
-    if any(t.kind == "email_bounce" for t in touches):
+    if seen.kinds.get("email_bounce"):
         points.append(Suggestion("Email bounced — check the address.", "A bounced email.", "warning"))
-    if facts.job_title and DECISION_MAKER.search(facts.job_title):
-        points.append(
-            Suggestion(
-                f"Decision maker ({facts.job_title}) — talk outcomes and return on investment.",
-                "Job title.",
-            )
-        )
-    local = local_time(facts.timezone, now)
+    local = local_time(facts.timezone, seen.now)
     if local is not None:
         open_hours = BUSINESS_HOURS[0] <= local.hour < BUSINESS_HOURS[1] and local.weekday() < 5
         points.append(
@@ -302,24 +337,17 @@ def talking_points(facts: LeadFacts, *, now: datetime) -> list[Suggestion]:
     return points
 
 
-def next_step(facts: LeadFacts, *, now: datetime) -> Suggestion:
-    """The one thing to do next; the first rule that applies wins (the order is the policy)."""
-    touches = facts.touches
-    kinds = Counter(t.kind for t in touches)
-    counts = topic_counts(touches)
-    conversation = last_conversation(touches)
-    mood = mean_sentiment(conversation)
-    latest = max((t.occurred_at for t in touches), default=None)
-    unsubscribed = kinds.get("unsubscribe", 0) > 0
+def _next_step(facts: LeadFacts, seen: _Seen, fired: Sequence[tuple[Rule, str]]) -> Suggestion:
+    """The one thing to do next: a closed lead's status rule, then live chat, overdue work and
+    frustration, then the first playbook rule with a next step (the order is the policy)."""
+    steps = [(rule, why) for rule, why in fired if rule.next_step.strip()]
     can_call = bool(facts.phone)
-
-    if facts.status == "won":
-        return Suggestion("Hand over to onboarding and ask for a referral.", "The lead is won.", "good")
-    if facts.status == "lost":
-        reason = f" ({facts.lost_reason})" if facts.lost_reason else ""
-        return Suggestion("Set a follow-up to check back in three months.", f"The lead was lost{reason}.")
-    if facts.status == "disqualified":
-        return Suggestion("No action needed.", "The lead is disqualified.")
+    if facts.status in ("won", "lost", "disqualified"):
+        for rule, why in steps:
+            if rule.signal == "status":
+                return Suggestion(rule.next_step, why, "good" if facts.status == "won" else "info")
+        reason = f" ({facts.lost_reason})" if facts.status == "lost" and facts.lost_reason else ""
+        return Suggestion("No action needed.", f"The lead is {facts.status}{reason}.")
     if facts.live_now:
         return Suggestion("Join the live chat now.", "They are on the website chatting right now.", "good")
     if facts.overdue_follow_ups:
@@ -328,59 +356,53 @@ def next_step(facts: LeadFacts, *, now: datetime) -> Suggestion:
             f"{facts.overdue_follow_ups} follow-up(s) are past their due time.",
             "warning",
         )
-    if mood is not None and mood <= FRUSTRATED_BELOW:
+    if seen.frustrated:
         action = "Call" if can_call else "Write"
         return Suggestion(
-            f"{action} to acknowledge the frustration before selling anything.",
-            f"Their last chat averaged sentiment {mood:+.2f}.",
-            "warning",
+            f"{action} to acknowledge the frustration before anything else.", seen.frustrated, "warning"
         )
-    demo_views = sum(1 for t in touches if t.kind == "page_view" and "/demo" in str(t.payload.get("url", "")))
-    if (counts.get("demo") or demo_views) and not kinds.get("meeting"):
-        return Suggestion(
-            "Book a demo.",
-            "They asked for a demo in chat."
-            if counts.get("demo")
-            else f"Visited the demo page {_times(demo_views)}; no meeting yet.",
-        )
-    pricing_views = sum(
-        1 for t in touches if t.kind == "page_view" and "pricing" in str(t.payload.get("url", ""))
-    )
-    if counts.get("pricing") or pricing_views >= 2:
-        channel = "call" if can_call else "email"
-        return Suggestion(
-            f"Send the annual plan comparison and offer a short {channel}.",
-            "Pricing came up in chat."
-            if counts.get("pricing")
-            else f"Viewed the pricing page {_times(pricing_views)}.",
-        )
-    if facts.status == "qualified":
-        return Suggestion("Send a proposal.", "The lead is qualified.")
-    if facts.status == "new" and not kinds.get("call") and not kinds.get("meeting"):
+    if steps:
+        rule, why = steps[0]
+        return Suggestion(rule.next_step, why, _TONES.get(rule.signal, "info"))
+    unsubscribed = bool(seen.kinds.get("unsubscribe"))
+    if facts.status == "new" and not seen.kinds.get("call") and not seen.kinds.get("meeting"):
         if can_call:
             return Suggestion(
                 "Make a first call.", "New lead, nobody has called yet; a phone number is on file."
             )
-        if facts.email and not unsubscribed and not kinds.get("email_sent"):
+        if facts.email and not unsubscribed and not seen.kinds.get("email_sent"):
             return Suggestion(
                 "Send a short personal intro email.", "New lead with an email address, no contact yet."
             )
-    if latest is not None and now - latest > QUIET_AFTER:
-        return Suggestion(
-            "Re-engage with something new (a case study or product update).",
-            f"No activity for {(now - latest).days} days.",
-        )
-    if facts.ml_probability is not None and facts.ml_probability >= 0.5:
-        return Suggestion(
-            "Ask for the decision: propose next steps and a timeline.",
-            f"The model puts their chance of buying at {facts.ml_probability:.0%}.",
-            "good",
-        )
     if unsubscribed:
         return Suggestion("Check in by phone.", "They unsubscribed from emails.")
     return Suggestion("Check in with something useful to them.", "No stronger signal on file.")
 
 
-def advise(facts: LeadFacts, *, now: datetime) -> Advice:
-    """Next step plus talking points for one lead."""
-    return Advice(next_step=next_step(facts, now=now), talking_points=talking_points(facts, now=now))
+def talking_points(
+    facts: LeadFacts, *, now: datetime, rules: Sequence[Rule] | None = None
+) -> list[Suggestion]:
+    """Short, evidence-backed things worth saying or knowing, most useful first."""
+    rules = DEFAULTS["software"] if rules is None else rules
+    seen = _Seen.of(facts, now)
+    return _talking_points(facts, seen, _fired(rules, seen))
+
+
+def next_step(facts: LeadFacts, *, now: datetime, rules: Sequence[Rule] | None = None) -> Suggestion:
+    """The one thing to do next."""
+    rules = DEFAULTS["software"] if rules is None else rules
+    seen = _Seen.of(facts, now)
+    return _next_step(facts, seen, _fired(rules, seen))
+
+
+def advise(facts: LeadFacts, *, now: datetime, rules: Sequence[Rule] | None = None) -> Advice:
+    """Next step plus talking points for one lead, by the playbook's `rules` (in their order).
+
+    Without `rules`, the B2B software defaults (what this module did before playbooks).
+    """
+    rules = DEFAULTS["software"] if rules is None else rules
+    seen = _Seen.of(facts, now)
+    fired = _fired(rules, seen)
+    return Advice(
+        next_step=_next_step(facts, seen, fired), talking_points=_talking_points(facts, seen, fired)
+    )

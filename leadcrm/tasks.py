@@ -1,4 +1,5 @@
-"""Celery entry points of the CRM core: the batch events' outbox (`RecordedActivity`)."""
+"""Celery entry points of the CRM core: the batch events' outbox (`RecordedActivity`) and the
+overdue follow-ups' escalation."""
 
 from __future__ import annotations
 
@@ -17,3 +18,10 @@ def apply_recorded_activity() -> int:
     if more:  # a long burst: hand the rest to a fresh task instead of holding this worker
         apply_recorded_activity.delay()
     return leads
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def escalate_overdue_follow_ups() -> tuple[int, int]:
+    """Beat, every minute: tell owners of follow-ups that fell due, then the managers after the
+    grace period (FOLLOW_UP_ESCALATE_AFTER_MIN); each once. Returns (owner alerts, escalations)."""
+    return services.escalate_overdue_follow_ups()

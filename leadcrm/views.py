@@ -87,7 +87,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _rows_html(
-    request: HttpRequest, rows: list[Any], *, filter_qs: str, filtered: bool, now: datetime
+    request: HttpRequest,
+    rows: list[Any],
+    *,
+    filter_qs: str,
+    filtered: bool,
+    now: datetime,
+    by_priority: bool = True,
+    after: Any | None = None,
 ) -> str:
     lead_base = reverse("leadcrm:lead", args=[0])[:-2]  # "/crm/leads/"
     return queue_html.queue_rows(
@@ -100,6 +107,8 @@ def _rows_html(
         now=now,
         filtered=filtered,
         queue_url=reverse("leadcrm:queue"),
+        by_priority=by_priority,
+        after=after,
     )
 
 
@@ -138,7 +147,15 @@ def _queue_context(request: HttpRequest, *, full_page: bool) -> dict[str, Any]:
     }
     filter_qs = urlencode(kept)
     now = timezone.now()
-    rows_html = _rows_html(request, page.rows, filter_qs=filter_qs, filtered=bool(filters), now=now)
+    rows_html = _rows_html(
+        request,
+        page.rows,
+        filter_qs=filter_qs,
+        filtered=bool(filters),
+        now=now,
+        by_priority=filters.get("sort", "priority") == "priority",
+        after=page.after,
+    )
     queue_base = reverse("leadcrm:queue")
     manager = is_manager(request.user)
     return {
@@ -170,7 +187,7 @@ def queue(request: HtmxHttpRequest) -> HttpResponse:
     status = 400 if context["filter_errors"] else 200
     if fragment:
         return render(request, "leadcrm/partials/queue_table.html", context, status=status)
-    context["due_today"] = selectors.due_count(user=request.user)
+    context["due"] = selectors.due_counts(user=request.user)
     return render(request, "leadcrm/queue.html", context, status=status)
 
 
@@ -250,11 +267,19 @@ def lead_detail(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
     """A lead's full context: a panel beside the queue (HTMX) or the whole page."""
     if _is_fragment_request(request):
         return _render_panel(request, lead_id)
-    panel = _panel_context(request, lead_id)  # 404 first, before the queue query
+    return _render_lead_page(request, lead_id)
+
+
+def _render_lead_page(
+    request: HtmxHttpRequest, lead_id: int, *, status: int = 200, **forms: Any
+) -> HttpResponse:
+    """The whole page with the lead open: a direct visit, or a form refused without JavaScript
+    (shown again with its errors and the message, not redirected and lost)."""
+    panel = _panel_context(request, lead_id, **forms)  # 404 first, before the queue query
     context = _queue_context(request, full_page=True)
     context.update(panel)
-    context["due_today"] = selectors.due_count(user=request.user)
-    return render(request, "leadcrm/queue.html", context)
+    context["due"] = selectors.due_counts(user=request.user)
+    return render(request, "leadcrm/queue.html", context, status=status)
 
 
 @login_required
@@ -299,6 +324,8 @@ def claim(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
         messages.error(request, _error_text(exc))
         status = 409
     if not _is_fragment_request(request):
+        if status != 200:
+            return _render_lead_page(request, lead.pk, status=status)
         return redirect("leadcrm:lead", lead_id=lead.pk)
     # From a row or from the panel, the claimed lead opens in the panel and the queue refreshes.
     return _render_panel(request, lead.pk, status=status, trigger=True)
@@ -345,6 +372,8 @@ def log_outcome_view(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
     else:
         status = 400
     if not _is_fragment_request(request):
+        if status != 200:
+            return _render_lead_page(request, lead.pk, status=status, outcome_form=shown_form)
         return redirect("leadcrm:lead", lead_id=lead.pk)
     return _render_panel(request, lead.pk, status=status, trigger=status == 200, outcome_form=shown_form)
 
@@ -379,6 +408,8 @@ def add_follow_up(request: HtmxHttpRequest, lead_id: int) -> HttpResponse:
     else:
         status = 400
     if not _is_fragment_request(request):
+        if status != 200:
+            return _render_lead_page(request, lead.pk, status=status, follow_up_form=shown_form)
         return redirect("leadcrm:lead", lead_id=lead.pk)
     return _render_panel(request, lead.pk, status=status, follow_up_form=shown_form)
 
@@ -411,9 +442,9 @@ def follow_ups(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def due_badge(request: HttpRequest) -> HttpResponse:
-    """The nav reminder: how many follow-ups are due today (polled)."""
+    """The nav reminder: how many follow-ups are overdue and due later today (polled)."""
     return render(
-        request, "leadcrm/partials/due_badge.html", {"due_today": selectors.due_count(user=request.user)}
+        request, "leadcrm/partials/due_badge.html", {"due": selectors.due_counts(user=request.user)}
     )
 
 
@@ -437,5 +468,16 @@ def manager_reports(request: HttpRequest) -> HttpResponse:
             [(r.label, 100 * (r.rate or 0)) for r in data["by_decile"]], fmt="{:.0f}%"
         ),
         "funnel_bars": charts.bars([(s.label, s.count) for s in data["funnel"]], fmt="{:,.0f}"),
+        "trend_charts": [
+            (
+                charts.columns([(f"week of {w.week:%d %b %Y}", w.new_leads) for w in data["weekly"]]),
+                "New leads per week",
+            ),
+            (
+                charts.columns([(f"week of {w.week:%d %b %Y}", w.won) for w in data["weekly"]]),
+                "Leads won per week",
+            ),
+        ],
+        "zone_label": timezone.get_current_timezone_name(),
     }
     return render(request, "leadcrm/reports.html", context, status=status)

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -97,8 +98,11 @@ class RuleAdmin(admin.ModelAdmin):
         return format_html('<span class="scoring-error" title="{}">⚠ failed, skipped</span>', rule.last_error)
 
     def save_model(self, request: HttpRequest, obj: Rule, form: Any, change: bool) -> None:
+        before = latest_run()
         services.save_rule(rule=obj, by=request_user(request))
-        messages.info(request, "Scores are being recomputed; the old scores stay visible until it finishes.")
+        # Said after commit, behind the recompute's own enqueue: with an eager worker (the demo)
+        # the recompute has already run by then, and the message must say so, not "being recomputed".
+        transaction.on_commit(lambda: messages.info(request, recompute_message(before)))
 
     def delete_model(self, request: HttpRequest, obj: Rule) -> None:
         services.delete_rule(rule=obj, by=request_user(request))
@@ -128,6 +132,23 @@ class GradeBandForm(forms.ModelForm):
         if dimension == "engagement" and label and not label.isdigit():
             raise ValidationError({"label": "Engagement bands are digits: 1, 2, 3…"})
         return data
+
+
+def recompute_message(before: RecomputeRun | None) -> str:
+    """What a rule save did to the scores, honestly: finished (with figures), under way, or nothing."""
+    run = latest_run()
+    if run is None or (before is not None and run.pk == before.pk and not run.is_active):
+        return "Saved. Nothing changed that affects scores, so nothing was recomputed."
+    if run.is_active:
+        return (
+            f"Scores are being recomputed ({run.percent}% done); progress shows at the top of the rules list, "
+            "and the old scores stay visible until it finishes."
+        )
+    if run.status == RecomputeRun.Status.FAILED:
+        return (
+            "The recompute after this change failed; the rules list says why. Scores were left as they were."
+        )
+    return f"Scores recomputed: {run.total_leads} leads, {run.changed_leads} changed."
 
 
 @admin.register(GradeBand)

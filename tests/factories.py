@@ -57,6 +57,10 @@ def make_segment(name: str | None = None, **fields: Any) -> Segment:
 
 def make_follow_up(lead: Lead, **fields: Any) -> FollowUp:
     fields.setdefault("due_at", timezone.now() + timezone.timedelta(days=1))
+    if fields.get("assigned_to") is None and fields.get("done_at") is None:
+        # An open follow-up always has an owner (a database constraint): the lead's, else a
+        # stand-in without a role (so it never joins the routing or a role's lists).
+        fields["assigned_to"] = lead.owner or User.objects.get_or_create(username="follow-up-owner")[0]
     return FollowUp.objects.create(lead=lead, **fields)
 
 

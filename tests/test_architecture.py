@@ -27,6 +27,7 @@ PRODUCT_APPS = (
     "dataio",
     "tracking",
     "outreach",
+    "sequences",
     "webhooks",
 )
 # Lower layers never import higher ones (docs/architecture.md); demo and bench sit on top of all.
@@ -41,6 +42,7 @@ LAYERS = (
     "dataio",
     "tracking",
     "outreach",
+    "sequences",
     "webhooks",
 )
 ON_TOP = ("demo", "bench")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from leadcrm.http import HtmxHttpRequest, request_user
 from leadcrm.permissions import manager_required
 from scoring.ml import reports, services
-from scoring.ml.models import TrainingRun
+from scoring.ml.models import MlSettings, ModelVersion, TrainingRun
 from scoring.runs import schedule_recompute
 
 
@@ -44,12 +46,35 @@ def fairness(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _run_context(run: TrainingRun) -> dict[str, Any]:
+    """The run partial's context; once the run has ended, also the "Model in use" card, which the
+    partial swaps in out of band, so the page names the model the run promoted without a reload."""
+    if run.is_active:
+        return {"run": run}
+    promoted = ModelVersion.objects.filter(is_promoted=True).defer("artifact").first()
+    cold_start = None
+    if promoted is None:
+        settings = MlSettings.load()
+        won, lost = services.outcome_counts()
+        if min(won, lost) < settings.min_outcomes_per_class:
+            cold_start = services.cold_start_message(won, lost, settings.min_outcomes_per_class)
+    return {
+        "run": run,
+        "model_card": True,
+        "v": promoted,
+        "cold_start": cold_start,
+        "protected_in_use": reports.protected_in_use(),
+    }
+
+
 @manager_required
 @require_POST
 def retrain(request: HtmxHttpRequest) -> HttpResponse:
     run = services.request_retrain()
     if request.htmx:
-        return render(request, "ml/partials/run.html", {"run": run})
+        # With an eager worker (the demo) the run has already finished by now: show that, not "queued".
+        run.refresh_from_db()
+        return render(request, "ml/partials/run.html", _run_context(run))
     messages.info(request, "Retraining started; this page shows its progress.")
     return redirect("ml:accuracy")
 
@@ -57,7 +82,7 @@ def retrain(request: HtmxHttpRequest) -> HttpResponse:
 @manager_required
 @require_GET
 def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "ml/partials/run.html", {"run": get_object_or_404(TrainingRun, pk=pk)})
+    return render(request, "ml/partials/run.html", _run_context(get_object_or_404(TrainingRun, pk=pk)))
 
 
 @manager_required

@@ -74,5 +74,25 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { markActiveRow(); syncLostReason(document); });
+  // Phone: the filters fold behind their summary (open again when the window grows), and a lead
+  // opens as its own page with a back link instead of a panel appended far below the list.
+  var phone = window.matchMedia("(max-width: 640px)");
+
+  function foldFilters() {
+    var box = document.getElementById("filter-box");
+    if (box) box.open = !phone.matches;
+  }
+
+  document.addEventListener("htmx:confirm", function (event) {
+    var el = event.target;
+    if (!phone.matches || !el.closest || !el.closest("#queue-table")) return;
+    if (el.getAttribute("hx-target") !== "#lead-panel") return;
+    event.preventDefault();
+    if (el.tagName === "A") window.location.assign(el.href);
+    else if (el.tagName === "FORM") el.submit();
+  });
+
+  if (phone.addEventListener) phone.addEventListener("change", foldFilters);
+
+  document.addEventListener("DOMContentLoaded", function () { markActiveRow(); syncLostReason(document); foldFilters(); });
 })();

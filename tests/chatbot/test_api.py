@@ -12,6 +12,7 @@ from chatbot.api import ChatConversationThrottle, ChatIpThrottle
 from chatbot.models import Conversation, Message
 from demo.site import install_demo_site
 from leadcrm.models import FollowUp, Interaction, InteractionKind, Lead
+from tests.factories import make_manager
 
 pytestmark = pytest.mark.django_db
 
@@ -268,6 +269,7 @@ def test_handoff_in_hours_waits_for_a_person(client, site) -> None:
 
 
 def test_out_of_hours_handoff_books_a_callback_follow_up(client, site) -> None:
+    manager = make_manager()  # nobody on duty and no owner: the least busy manager owns the promise
     site.business_hours = {"mon": [["09:00", "10:00"]]}
     site.save()
     token = start(client, site)["token"]
@@ -288,6 +290,7 @@ def test_out_of_hours_handoff_books_a_callback_follow_up(client, site) -> None:
     ok = post(client, url(site, "conversation/callback/"), {"due_at": callback["due_at"]}, token=token)
     assert ok.status_code == 200
     follow_up = FollowUp.objects.get()
+    assert follow_up.assigned_to == manager
     assert follow_up.note.startswith("Chat callback")
     assert follow_up.due_at == datetime.fromisoformat(callback["due_at"])
     too_late = post(

@@ -149,5 +149,5 @@ def test_out_of_hours_handoff_offers_a_callback_at_next_opening() -> None:
     opens = datetime(2026, 1, 19, 9, 0, tzinfo=bot.ZoneInfo("Europe/Berlin"))
     text, actions = bot.handoff_text(open_now=False, opens_at=opens, has_contact=False)
     assert "Mon 09:00" in text
-    assert [a["type"] for a in actions] == ["identify", "callback"]
+    assert [a["type"] for a in actions] == ["identify", "callback", "follow_up"]  # or an email
     assert actions[1]["due_at"] == opens.isoformat()

@@ -145,3 +145,49 @@ def test_a_site_origin_that_is_not_an_origin_is_refused_before_anything_is_writt
     with pytest.raises(CommandError, match="not an origin"):
         call_command("seed_demo", "--site-origin", "127.0.0.1:8000/page", stdout=StringIO())
     assert not Lead.objects.exists()
+
+
+def _latest_times() -> list[object]:
+    from django.db.models import Max
+
+    leads = Lead.objects.aggregate(
+        Max("created_at"),
+        Max("last_activity_at"),
+        Max("closed_at"),
+        Max("qualified_at"),
+        Max("status_changed_at"),
+    )
+    interactions = Interaction.objects.aggregate(Max("occurred_at"), Max("created_at"))
+    return [t for t in (*leads.values(), *interactions.values()) if t is not None]
+
+
+def test_seeded_history_never_happens_after_now() -> None:
+    """The demo showed "Last activity: 4 hours from now": activity ran to midnight + 20 h."""
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 6, 1, 1, 30, tzinfo=UTC)  # early in the day, as when the demo is started at night
+    call_command(
+        "seed_demo",
+        "--leads",
+        "300",
+        "--seed",
+        "5",
+        "--now",
+        now.isoformat(),
+        "--skip-apps",
+        stdout=StringIO(),
+    )
+    assert max(_latest_times()) <= now
+    assert not Lead.objects.filter(last_activity_at__gt=now).exists()
+
+
+def test_seed_with_the_real_clock_has_nothing_after_now() -> None:
+    from django.utils import timezone
+
+    call_command("seed_demo", "--leads", "200", "--seed", "6", "--skip-apps", stdout=StringIO())
+    assert max(_latest_times()) <= timezone.now()
+
+
+def test_seed_refuses_a_now_in_the_future() -> None:
+    with pytest.raises(CommandError, match="in the future"):
+        call_command("seed_demo", "--now", "2999-01-01", "--skip-apps", stdout=StringIO())

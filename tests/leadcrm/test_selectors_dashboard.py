@@ -190,10 +190,16 @@ def test_reports_aggregate_conversion_by_source_grade_decile_and_funnel() -> Non
             status="lost",
             lost_reason="No budget",
             created_at=created,
+            closed_at=created + timedelta(days=4),
         )
     for i in range(5):
         make_lead(source="paid_ads", grade="C3", priority=20 + i, status="working", created_at=created)
     make_lead(source="referral", created_at=now - timedelta(days=400))  # outside "last 365 days"
+    # Closed leads count by their score before the outcome (their score history): here the same.
+    ScoreSnapshot.objects.bulk_create(
+        ScoreSnapshot(lead=lead, taken_at=created, grade=lead.grade, priority=lead.priority, rule_score=0)
+        for lead in Lead.objects.filter(status__in=("won", "lost"))
+    )
 
     leads = reports.leads_in_period("365", now=now)
     by_source = {r.label: r for r in reports.by_source(leads)}

@@ -1,9 +1,13 @@
-"""The suggested next step and talking points: pure rules, tested without a database."""
+"""The suggested next step and talking points: pure rules, tested without a database.
+
+Without explicit rules the engine uses the B2B software playbook (tests/leadcrm/test_playbook.py
+covers the other playbooks and the editing)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from leadcrm.playbook_rules import DEFAULTS
 from leadcrm.talking_points import (
     LeadFacts,
     Touch,
@@ -36,10 +40,10 @@ def test_asking_about_pricing_twice_in_chat_suggests_the_annual_plan_comparison(
         touches=[chat("What does the annual plan cost?", 5), chat("Is there a discount on pricing?", 4)]
     )
     points = texts(talking_points(facts, now=NOW))
-    assert "Asked about pricing twice in chat — offer the annual plan comparison." in points
+    assert "Asked about pricing — offer the annual plan comparison." in points
     step = next_step(facts, now=NOW)
     assert step.text.startswith("Send the annual plan comparison")
-    assert "Pricing came up in chat" in step.because
+    assert step.because == "Wrote “annual plan”, “discount” in chat (2 messages)."
 
 
 def test_the_bots_replies_do_not_count_as_the_visitors_interest() -> None:
@@ -67,14 +71,26 @@ def test_downloads_and_case_studies_become_talking_points() -> None:
         ]
     )
     points = texts(talking_points(facts, now=NOW))
-    assert "Downloaded “Retail case study” — refer to it." in points
-    assert any(p.startswith("Read the retail case study") for p in points)
+    advice = advise(facts, now=NOW)
+    assert "Downloaded content — refer to it." in points
+    assert "Read a case study — bring up a similar customer." in points
+    why = {p.text: p.because for p in advice.talking_points}
+    assert why["Downloaded content — refer to it."] == "Downloaded “Retail case study”."
+    assert why["Read a case study — bring up a similar customer."] == (
+        "Viewed /case-studies/retail once in the last 14 days."
+    )
 
 
 def test_pricing_page_views_count_only_within_two_weeks() -> None:
     recent = LeadFacts(touches=[view("/pricing", 1), view("/pricing", 3)])
     stale = LeadFacts(touches=[view("/pricing", 20), view("/pricing", 30)])
-    assert any("Viewed the pricing page twice" in t for t in texts(talking_points(recent, now=NOW)))
+    points = talking_points(recent, now=NOW)
+    assert [(p.text, p.because) for p in points] == [
+        (
+            "Viewed the pricing page — offer the annual plan comparison.",
+            "Viewed /pricing twice in the last 14 days.",
+        )
+    ]
     assert not any("pricing page" in t for t in texts(talking_points(stale, now=NOW)))
 
 
@@ -87,11 +103,9 @@ def test_next_step_policy_order() -> None:
         next_step(LeadFacts(live_now=True, overdue_follow_ups=1), now=NOW).text == "Join the live chat now."
     )
     assert next_step(LeadFacts(overdue_follow_ups=2), now=NOW).text == "Do the overdue follow-up first."
-    # a demo request without a meeting yet → book it; with a meeting on file, move on
+    # a demo request → book it (the software playbook's rule)
     demo = LeadFacts(touches=[chat("Can we get a demo next week?", 30)])
     assert next_step(demo, now=NOW).text == "Book a demo."
-    met = LeadFacts(touches=[*demo.touches, Touch("meeting", NOW - timedelta(days=1))], status="working")
-    assert next_step(met, now=NOW).text != "Book a demo."
     assert next_step(LeadFacts(status="new", phone="123"), now=NOW).text == "Make a first call."
     assert next_step(LeadFacts(status="new", email="a@b.c"), now=NOW).text.startswith(
         "Send a short personal intro"
@@ -123,9 +137,9 @@ def test_interests_collect_topics_pages_and_downloads() -> None:
         view("/features"),
         Touch("content_download", NOW - timedelta(days=1), {"title": "Pricing comparison sheet"}),
     ]
-    found = interests(touches)
-    assert ("integrations", 1) in found.chat_topics
-    assert ("team size", 1) in found.chat_topics
+    found = interests(touches, DEFAULTS["software"])
+    assert ("integration", 1) in found.chat_topics  # named by the rule's first word
+    assert ("seats", 1) in found.chat_topics
     assert found.pages[0] == ("/pricing", 2)
     assert found.downloads == ["Pricing comparison sheet"]
 

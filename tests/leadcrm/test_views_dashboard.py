@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from leadcrm import playbook
 from leadcrm.models import FollowUp, Interaction, InteractionKind, Lead
 from tests.factories import make_follow_up, make_interaction, make_lead, make_segment
 
@@ -52,7 +53,9 @@ def test_queue_runs_the_same_few_queries_whatever_the_page_size(
     assert response.status_code == 200
     assert response.content.decode().count('class="lead-name"') == n_leads
     # the whole page adds the segments and owners for the selects, and the "due today" count
-    with django_assert_num_queries(7):
+    # The whole page adds the nav's reads: segments, due counts, and the user's staff profile (on
+    # duty, alert opt-ins: one row, shared by the toggle and the alerts menu).
+    with django_assert_num_queries(8):
         assert manager_client.get(QUEUE).status_code == 200
 
 
@@ -64,9 +67,11 @@ def test_lead_panel_runs_a_fixed_handful_of_queries(
     make_follow_up(lead)
     for _ in range(3):
         make_interaction(lead, "chat_message", payload={"text": "Pricing?"}, sentiment=0.3)
-    # session, user, groups, lead, interactions, score history, segments, follow-ups, and the audit
-    # trail's "viewed" row (at most one per person, lead and 5 minutes)
-    with django_assert_num_queries(9):
+    # session, user, groups, lead, interactions, score history, segments, follow-ups, the playbook's
+    # version (one row; its rules are kept per process), the audit trail's "viewed" row (at most
+    # one per person, lead and 5 minutes), and the sequence card (the lead's enrolments, the
+    # sequences it may join)
+    with django_assert_num_queries(12):
         response = seller_client.get(reverse("leadcrm:lead", args=[lead.pk]), **HX)
     assert response.status_code == 200
     assert "Chat message (3)" in response.content.decode()
@@ -137,6 +142,7 @@ def test_lead_panel_for_htmx_and_whole_page_for_a_direct_visit(seller_client, sa
         score_breakdown=[{"rule": "title", "points": 15, "reason": "Decision maker"}],
     )
     make_interaction(lead, "chat_message", payload={"text": "Pricing for 10 users?"}, sentiment=0.1)
+    playbook.apply_defaults(kind="software")
     url = reverse("leadcrm:lead", args=[lead.pk])
     panel = seller_client.get(url, **HX)
     assert panel.status_code == 200
@@ -144,7 +150,7 @@ def test_lead_panel_for_htmx_and_whole_page_for_a_direct_visit(seller_client, sa
     assert "<html" not in html
     assert "Suggested next step" in html
     assert "Decision maker" in html
-    assert "Asked about pricing once in chat" in html
+    assert "Asked about pricing — offer the annual plan comparison." in html
     page = seller_client.get(url).content.decode()
     assert "<html" in page
     assert 'id="queue-table"' in page
@@ -267,7 +273,9 @@ def test_follow_ups_page_lists_due_today_and_the_nav_badge_counts_them(seller_cl
     assert "Overdue call" in html
     assert "Dora" in html
     badge = seller_client.get(reverse("leadcrm:due_badge")).content.decode()
-    assert 'aria-label="1 due today"' in badge
+    # Overdue is not "due today" (issue 16, item 7): the badge says which is which.
+    assert '1<span class="visually-hidden"> overdue</span>' in badge
+    assert "due later today" not in badge
 
 
 def test_timeline_filters_by_kind_and_rejects_unknown_kinds(seller_client, salesperson) -> None:
@@ -307,10 +315,14 @@ def test_the_lead_panel_links_the_chat_agent_panel_by_url_name() -> None:
 def test_reports_are_for_managers(seller_client, client, manager) -> None:
     from django.core.cache import cache
 
-    from leadcrm.reports import PERIODS
+    from scoring.models import ScoreSnapshot
 
-    cache.delete_many([f"leadcrm:manager-report:{p}" for p in PERIODS])  # reports are cached for two minutes
-    make_lead(status="won", source="referral", grade="A1", closed_at=timezone.now())
+    cache.clear()  # reports are cached for two minutes
+    won = make_lead(status="won", source="referral", grade="A1", closed_at=timezone.now())
+    # Closed leads rank by their score before the outcome (issue 16): one was taken.
+    ScoreSnapshot.objects.create(
+        lead=won, taken_at=won.closed_at - timedelta(days=1), grade="A1", rule_score=80
+    )
     assert seller_client.get(reverse("leadcrm:reports")).status_code == 403
     client.force_login(manager)
     response = client.get(reverse("leadcrm:reports"), {"period": "all"})

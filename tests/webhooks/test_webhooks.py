@@ -16,7 +16,7 @@ from chatbot.models import Conversation, Site
 from leadcrm import services as crm
 from leadcrm.models import FollowUp
 from scoring import engine, store
-from tests.factories import make_lead, make_manager, make_user
+from tests.factories import make_follow_up, make_lead, make_manager, make_user
 from webhooks import guard, services
 from webhooks.models import Delivery, DeliveryStatus, Event, Webhook
 from webhooks.signing import SIGNATURE_HEADER, sign, verify
@@ -364,8 +364,8 @@ def test_overdue_follow_ups_are_emitted_once_each() -> None:
     webhook = hook("https://93.184.215.14/hook", [Event.FOLLOW_UP_OVERDUE])
     lead = make_lead()
     now = timezone.now()
-    soon = FollowUp.objects.create(lead=lead, due_at=now + timedelta(minutes=5))
-    later = FollowUp.objects.create(lead=lead, due_at=now + timedelta(minutes=50))
+    soon = make_follow_up(lead, due_at=now + timedelta(minutes=5))
+    later = make_follow_up(lead, due_at=now + timedelta(minutes=50))
     FollowUp.objects.create(lead=lead, due_at=now + timedelta(minutes=6), done_at=now)  # done: never
 
     assert services.emit_overdue_follow_ups(now=now) == 0

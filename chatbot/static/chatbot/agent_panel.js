@@ -12,6 +12,16 @@
     var conversation = panel.dataset.conversation;
     var lastId = 0;
     var retry = 500;
+    var socket = null;
+    var typingSent = 0;
+    var typingTimer = null;
+    var typing = panel.querySelector("[data-role=typing]");
+    function showTyping() {
+      if (!typing) return;
+      typing.hidden = false;
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(function () { typing.hidden = true; }, 4000);
+    }
     if (log) log.querySelectorAll("li[data-id]").forEach(function (li) { lastId = Math.max(lastId, +li.dataset.id); });
 
     function attached() { return document.body.contains(panel); }
@@ -51,13 +61,17 @@
         if (!attached()) { ws.close(); return; }
         var d = JSON.parse(e.data);
         if (d.type === "message") {
+          if (d.message.from === "visitor" && typing) typing.hidden = true;
           if (String(d.conversation) === String(conversation)) add(d.message); else reload();
+        } else if (d.type === "typing" && String(d.conversation) === String(conversation)) {
+          showTyping();
         } else if (d.type === "page" && nowOn) {
           nowOn.textContent = (d.title || d.url) + " (" + d.url + ")";
         } else if (d.type === "status" && String(d.conversation) !== String(conversation)) {
           reload();
         }
       };
+      socket = ws;
       ws.onclose = function () {
         if (!attached()) return;
         setTimeout(connect, retry);
@@ -66,6 +80,13 @@
     }
     connect();
     panel.addEventListener("htmx:afterRequest", catchUp);
+    // The agent is typing: at most one frame every 2 s (the server throttles too); no text is sent.
+    panel.addEventListener("input", function (e) {
+      if (!e.target.matches || !e.target.matches("textarea[name=text]") || !conversation) return;
+      if (!socket || socket.readyState !== 1 || Date.now() - typingSent < 2000 || !e.target.value) return;
+      typingSent = Date.now();
+      socket.send(JSON.stringify({ type: "typing", conversation: +conversation }));
+    });
     log && (log.scrollTop = log.scrollHeight);
   }
 

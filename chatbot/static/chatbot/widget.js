@@ -95,8 +95,12 @@
 
   var wrap = el("div", { "class": "w" });
   var statusLine = el("small", { text: "" });
-  var title = el("strong", {}, [document.createTextNode(cfg.name), statusLine]);
-  var log = el("ol", { "class": "g", role: "log", "aria-live": "polite", "aria-label": "Chat messages" });
+  // One line, cut with an ellipsis (widget.css); the full name is the tooltip.
+  var title = el("strong", { title: cfg.name }, [document.createTextNode(cfg.name), statusLine]);
+  // A <div role="log">, not an <ol>: the log role would strip the list's semantics and leave its
+  // items orphaned (axe: listitem). Focusable, so keyboard users can scroll the history.
+  var log = el("div", { "class": "g", role: "log", "aria-live": "polite", "aria-label": "Chat messages", tabindex: "0" });
+  var typing = el("p", { "class": "x tp", hidden: "" });  // "Anna is typing…" (the agent, over the socket)
   var actionsBox = el("div", { "class": "a pad" });
   var input = el("textarea", { id: "lcw-in", maxlength: "1000", rows: "1", placeholder: "Type your question…" });
   var composer = el("form", { "class": "c" }, [
@@ -109,14 +113,15 @@
   var verifyBtn = el("button", { type: "button", "class": "k", text: "Verify my email", onclick: function () { ensure().then(function () { openVerify(""); }); } });
   var mine = buildMine();
   var rateForm = buildRating();
+  var personBtn = el("button", { type: "button", text: "Talk to a person", onclick: handoff });
   var panel = el("div", { "class": "p", role: "dialog", "aria-label": "Chat", hidden: "" }, [
     el("div", { "class": "h" }, [
       title,
-      el("button", { type: "button", text: "Talk to a person", onclick: handoff }),
+      personBtn,
       el("button", { type: "button", text: "End chat", onclick: function () { show(rateForm); } }),
       el("button", { type: "button", "aria-label": "Minimise chat", text: "–", onclick: function () { toggle(false); } })
     ]),
-    log, actionsBox, idForm, verifyForm, rateForm, composer,
+    log, typing, actionsBox, idForm, verifyForm, rateForm, composer,
     el("div", { "class": "a pad8" }, [
       el("button", { type: "button", "class": "k", text: "Leave my contact details", onclick: function () { consentLine(); ensure().then(function () { show(idForm); }); } }),
       verifyBtn
@@ -171,7 +176,7 @@
         consent_version: cfg.consent_version
       };
       call("POST", conv("identify/"), d).then(function (r) {
-        show(null); render(r.messages); setKnown(r.identified);
+        show(null); render(r.messages); setKnown(r.identified); retryPromise();
         if (d.email && !verified) offerVerify(d.email); // offer to prove it: a code by email
       }).catch(function (err) { f.querySelector("[role=alert]").textContent = err.message; });
     });
@@ -306,14 +311,14 @@
 
   // --- Messages ------------------------------------------------------------------------------
   var seen = {};
-  function note(text, cls) { log.appendChild(el("li", { "class": "m " + (cls || "bot"), text: text })); scroll(); }
+  function note(text, cls) { log.appendChild(el("div", { "class": "m " + (cls || "bot"), text: text })); scroll(); }
   function scroll() { log.scrollTop = log.scrollHeight; }
   function render(messages) {
     (messages || []).forEach(function (m) {
       if (seen[m.id]) return;
       seen[m.id] = 1;
       var pending = m.from === "visitor" && log.querySelector('[data-c="' + cssEsc(m.client_id || "") + '"]');
-      var li = el("li", { "class": "m " + m.from, "data-id": String(m.id) });
+      var li = el("div", { "class": "m " + m.from, "data-id": String(m.id) });
       if (m.from === "agent") li.appendChild(el("b", { text: m.agent || "Team" }));
       li.appendChild(document.createTextNode(m.text));
       if (pending) log.replaceChild(li, pending);
@@ -336,7 +341,8 @@
     if (m.from === "visitor") { actionsBox.textContent = ""; return; }
     actionsBox.textContent = "";
     (m.actions || []).forEach(function (a) {
-      actionsBox.appendChild(el("button", { type: "button", text: a.label, onclick: function () { act(a, m); } }));
+      var label = a.type === "handoff" && !cfg.live_agents ? LEAVE_MESSAGE : a.label;
+      actionsBox.appendChild(el("button", { type: "button", "data-t": a.type, text: label, onclick: function () { act(a, m); } }));
     });
   }
 
@@ -346,9 +352,22 @@
     else if (a.type === "helpful") call("POST", conv("feedback/"), { message_id: m.id, helpful: !!a.value }).then(function (r) { render(r.messages); if (a.value) note("Glad I could help!"); });
     else if (a.type === "confirm") send(a.text || a.label);
     else if (a.type === "identify") { consentLine(); show(idForm); }
-    else if (a.type === "callback") call("POST", conv("callback/"), { due_at: a.due_at }).then(function (r) { render(r.messages); }).catch(function (err) {
-      note(err.message, "err"); consentLine(); show(idForm);
+    else if (a.type === "callback") promise(a, "callback/", { due_at: a.due_at });
+    else if (a.type === "follow_up") promise(a, "follow-up/", { via: a.via });
+  }
+  // A callback or an email instead of waiting; without contact details (400) the form opens, and
+  // the request is made again once they are saved.
+  var pendingPromise = null;
+  function promise(a, path, body) {
+    call("POST", conv(path), body).then(function (r) { render(r.messages); }).catch(function (err) {
+      note(err.message, "err");
+      if (err.status === 400) { pendingPromise = a; consentLine(); show(idForm); }
     });
+  }
+  function retryPromise() {
+    var a = pendingPromise;
+    pendingPromise = null;
+    if (a) act(a, {});
   }
 
   function handoff() {
@@ -356,8 +375,39 @@
       .catch(function (err) { note(err.message, "err"); });
   }
 
+  // Honest about who is there: "Online" only when a person can answer live (config live_agents),
+  // else "We reply by email" and "Talk to a person" reads "Leave a message".
+  var LEAVE_MESSAGE = "Leave a message / request a callback";
+  var shownStatus = "bot", shownAgent = "";
   function setStatus(s, agent) {
-    statusLine.textContent = s === "human" ? (agent ? agent + " is here" : "With a person") : s === "waiting" ? "Waiting for a person…" : cfg.open_now ? "Online" : "Offline: bot only";
+    shownStatus = s; shownAgent = agent;
+    var live = !!cfg.live_agents;
+    statusLine.textContent = s === "human" ? (agent ? agent + " is here" : "With a person") : s === "waiting" && live ? "Waiting for a person…" : live ? "Online" : "We reply by email";
+    personBtn.textContent = live ? "Talk to a person" : "Leave a message";
+    personBtn.setAttribute("aria-label", live ? "Talk to a person" : LEAVE_MESSAGE);
+    Array.prototype.forEach.call(actionsBox.querySelectorAll('[data-t="handoff"]'), function (b) { b.textContent = live ? "Talk to a person" : LEAVE_MESSAGE; });
+    offerAfterWait(s);
+  }
+  // Waiting for a person and nobody has answered after the site's callback_offer_after_s: offer a
+  // callback or an email instead of waiting unseen (the server picks the time).
+  var waitTimer = null;
+  function offerAfterWait(s) {
+    if (s !== "waiting") { clearTimeout(waitTimer); waitTimer = null; return; }
+    if (waitTimer) return;
+    waitTimer = setTimeout(function () {
+      if (shownStatus !== "waiting" || actionsBox.querySelector('[data-t="follow_up"],[data-t="callback"]')) return;
+      note("Sorry for the wait. Rather not wait? We can call you back or email you.");
+      showActions({ from: "bot", actions: [
+        { type: "follow_up", via: "phone", label: "Call me back" }, { type: "follow_up", via: "email", label: "Email me instead" }
+      ] });
+    }, (cfg.callback_offer_after_s || 120) * 1000);
+  }
+  // Who is on duty changes during the day: ask again when the visitor opens the chat.
+  function refreshLive() {
+    call("GET", "config/", null, token || prev).then(function (c) {
+      cfg.live_agents = c.live_agents; cfg.usual_wait = c.usual_wait; cfg.callback_offer_after_s = c.callback_offer_after_s;
+      setStatus(shownStatus, shownAgent);
+    }).catch(function () { /* keep what we had */ });
   }
 
   // Sending: every message gets a client id and waits in a stored outbox until the server has
@@ -371,7 +421,7 @@
     var item = { text: text, client_id: rid() };
     outbox.push(item);
     put("outbox", outbox);
-    log.appendChild(el("li", { "class": "m visitor pending", "data-c": item.client_id, text: text }));
+    log.appendChild(el("div", { "class": "m visitor pending", "data-c": item.client_id, text: text }));
     scroll();
     flush();
   }
@@ -429,7 +479,8 @@
     sock.onmessage = function (e) {
       var d = JSON.parse(e.data);
       if (d.type === "ready") { wsRetry = 1000; resync(); }
-      else if (d.type === "message") render([d.message]);
+      else if (d.type === "message") { if (d.message.from === "agent") typing.hidden = true; render([d.message]); }
+      else if (d.type === "typing") showTyping(d.agent);
       else if (d.type === "status") setStatus(d.status, d.agent);
     };
     sock.onclose = function () {
@@ -437,6 +488,19 @@
       setTimeout(connect, wsRetry); wsRetry = Math.min(wsRetry * 2, 30000);
     };
   }
+  // Typing: the agent's shown for a few seconds; the visitor's sent at most every 2 s (no text).
+  var typingTimer = null, typingSent = 0;
+  function showTyping(agent) {
+    typing.textContent = (agent || "Someone from our team") + " is typing…";
+    typing.hidden = false;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(function () { typing.hidden = true; }, 4000);
+  }
+  input.addEventListener("input", function () {
+    if (!sock || sock.readyState !== 1 || Date.now() - typingSent < 2000 || !input.value) return;
+    typingSent = Date.now();
+    sock.send(JSON.stringify({ type: "typing" }));
+  });
   function resync() {
     if (!token) return;
     call("GET", conv("messages/?after=" + lastId)).then(function (r) { render(r.messages); setStatus(r.status); setKnown(r.identified); setVerified(r.identity_verified); }).catch(function (err) {
@@ -459,6 +523,7 @@
     put("open", open);
     if (open) {
       input.focus();
+      refreshLive();
       if (!token) ensure().catch(function (err) { note(err.message, "err"); });
     } else launcher.focus();
   }
@@ -487,10 +552,11 @@
     call("GET", "config/", null, token || prev).then(function (c) {
       cfg = c;
       title.firstChild.textContent = c.name;
+      title.title = c.name;
       input.setAttribute("maxlength", String(c.max_message_chars));
       brand(c.brand_color);
       consentLine();
-      setStatus("bot");
+      setStatus(shownStatus, shownAgent);
       proactive();
     }).catch(function () { /* offline: the chat still opens and retries */ });
     if (token) {

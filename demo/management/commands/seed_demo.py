@@ -15,6 +15,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from demo.crm import DEMO_PASSWORD, SALES_USERS, import_xeducation, seed_demo_data
 from demo.seed import seed_apps
+from leadcrm import services
+from leadcrm.models import PlaybookKind
 
 
 class Command(BaseCommand):
@@ -38,6 +40,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--skip-apps", action="store_true", help="Only the CRM data: no rules, model or chat site."
+        )
+        parser.add_argument(
+            "--playbook",
+            choices=PlaybookKind.values,
+            default=PlaybookKind.SHOP,
+            help="The playbook to start from when none is set yet (default: shop, the demo bakery's).",
         )
         parser.add_argument(
             "--site-origin",
@@ -67,7 +75,7 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             self.stdout.write(f"Imported {imported} historical X Education leads (leaky columns left out).")
         if not options["skip_apps"]:
-            for line in seed_apps(now=now, site_origins=origins):
+            for line in seed_apps(now=now, site_origins=origins, playbook_kind=options["playbook"]):
                 self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(f"Seeded in {time.monotonic() - started:.1f}s."))
         self.stdout.write(f"Logins (password for all: {DEMO_PASSWORD}):")
@@ -90,4 +98,7 @@ class Command(BaseCommand):
             if day is None:
                 raise CommandError(f"--now {raw!r} is not a date (YYYY-MM-DD) or an ISO date-time.")
             parsed = datetime(day.year, day.month, day.day, 12)
-        return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+        parsed = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+        if services.is_future(parsed):
+            raise CommandError(f"--now {raw!r} is in the future: demo history cannot happen after today.")
+        return parsed
