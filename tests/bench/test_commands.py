@@ -69,6 +69,14 @@ def test_bench_chat() -> None:
     assert figures["ws_delivered"] == figures["ws_expected"]
 
 
+@needs_postgres  # the uvicorn it starts must see the test database (SQLite's is in memory)
+@pytest.mark.django_db(transaction=True)
+def test_bench_alerts() -> None:
+    figures = last_json("bench_alerts", "--staff", "2", "--handoffs", "2", "--gap", "0.1", "--workers", "1")
+    assert figures["errors"] == 0
+    assert figures["alerts"] == figures["alerts_expected"] == 4
+
+
 def test_eval_intents(tmp_path: Path) -> None:
     path = tmp_path / "intents.csv"
     questions = {

@@ -12,10 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -28,8 +24,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.test import Client
 
-from bench.management.commands.bench_chat import BENCH_KEY, BENCH_ORIGIN, Http, free_port
-from bench.processes import child_env
+from bench.management.commands.bench_chat import BENCH_KEY, BENCH_ORIGIN, Http
+from bench.processes import uvicorn_server
 from chatbot.models import Conversation, Site
 from leadcrm.permissions import SALESPERSON_GROUP
 
@@ -53,20 +49,6 @@ def _session_cookies(n: int) -> list[str]:
         client.force_login(user)
         cookies.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
     return cookies
-
-
-def _wait_for(port: int, server: subprocess.Popen[bytes], *, seconds: float = 120) -> None:
-    """Until the server accepts connections (a busy machine may take a while to start it)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise CommandError("The benchmark server exited; run with DEBUG=1 and check the output above.")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise CommandError(f"The benchmark server did not start within {seconds:.0f} s.")
 
 
 class Command(BaseCommand):
@@ -98,40 +80,8 @@ class Command(BaseCommand):
             },
         )
         cookies = _session_cookies(n)
-        port = free_port()
-        env = child_env(DJANGO_SETTINGS_MODULE="bench.settings", DEBUG="1")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--ws",
-                "websockets-sansio",
-            ],  # fmt: skip
-            env=env,
-            cwd=settings.BASE_DIR,
-            start_new_session=True,  # its own process group: workers are stopped with it
-        )
-        try:
-            _wait_for(port, server)
+        with uvicorn_server(workers=workers) as port:
             result = asyncio.run(self._run(port, cookies, m, float(options["gap"])))
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=5)
         result.update(
             workers=workers,
             channel_layer="redis" if settings.REDIS_URL else "in-memory",

@@ -14,10 +14,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -27,7 +23,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from bench.processes import child_env
+from bench.processes import uvicorn_server
 from chatbot.models import Site
 from demo.site import install_demo_site
 
@@ -108,12 +104,6 @@ class Http:
             self.writer.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Command(BaseCommand):
     help = (
         "Benchmark the chat on a real uvicorn server on 127.0.0.1. Last line is JSON "
@@ -158,44 +148,12 @@ class Command(BaseCommand):
             bench.faq_entries.update_or_create(
                 question=entry.question, defaults={"variants": entry.variants, "answer": entry.answer}
             )
-        port = free_port()
-        env = child_env(DJANGO_SETTINGS_MODULE="bench.settings", DEBUG="1")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--log-level",
-                "warning",
-                "--timeout-keep-alive",
-                "30",
-                "--no-access-log",
-                "--ws",
-                "websockets-sansio",
-            ],
-            env=env,
-            cwd=settings.BASE_DIR,
-            start_new_session=True,  # its own process group: workers are stopped with it
-        )
-        try:
-            self._wait_for(port, server)
+        with uvicorn_server(
+            workers=workers, extra_args=("--timeout-keep-alive", "30"), start_within=30
+        ) as port:
             result = asyncio.run(
                 self._run(port, n, m, float(options["think"]), int(options["seed"]), float(options["ramp"]))
             )
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=5)
         result.update(
             workers=workers,
             database=settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
@@ -211,20 +169,6 @@ class Command(BaseCommand):
             f"({result['ws_reconnects']} reconnects)."
         )
         self.stdout.write(json.dumps(result))
-
-    def _wait_for(self, port: int, server: subprocess.Popen) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise CommandError(
-                    "The benchmark server exited; run with DEBUG=1 and check the output above."
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise CommandError("The benchmark server did not start within 30 s.")
 
     async def _run(self, port: int, n: int, m: int, think: float, seed: int, ramp: float) -> dict[str, Any]:
         from websockets.asyncio.client import connect
